@@ -1,0 +1,593 @@
+/* `agon show RUN.h5`: a few lines summarising a run log (layout in
+ * docs/hdf5-layout.md).  The file is opened for SWMR reading so that a run
+ * still being written, or one whose writer was killed, can be shown. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <hdf5.h>
+
+#include "agon/error.h"
+#include "agon/log.h"
+
+static const char show_usage[] = "usage: agon show [--no-config] RUN.h5...";
+
+typedef struct show_detail {
+    char text[256];
+} show_detail;
+
+static herr_t show_innermost(unsigned n, const H5E_error2_t *e, void *data)
+{
+    show_detail *d = data;
+    if (n == 0 && e->desc && e->desc[0])
+        snprintf(d->text, sizeof d->text, "%s", e->desc);
+    return 0;
+}
+
+static void show_capture(show_detail *d)
+{
+    snprintf(d->text, sizeof d->text, "no detail from HDF5");
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, show_innermost, d);
+}
+
+/* ---- reading attributes and datasets, tolerant of what h5py writes ---- */
+
+/* A scalar string attribute (variable or fixed length) as a malloc'ed
+ * string, or NULL when absent or not a string. */
+static char *attr_string(hid_t obj, const char *name)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return NULL;
+    char *out = NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hid_t mt = H5I_INVALID_HID;
+    if (ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1)
+        goto out;
+    mt = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    if (H5Tis_variable_str(ft) > 0) {
+        char *p = NULL;
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a, mt, &p) >= 0) {
+            out = strdup(p ? p : "");
+            H5free_memory(p);
+        }
+    } else {
+        size_t n = H5Tget_size(ft);
+        H5Tset_size(mt, n + 1);
+        H5Tset_strpad(mt, H5T_STR_NULLTERM);
+        out = calloc(n + 1, 1);
+        if (out && H5Aread(a, mt, out) < 0) {
+            free(out);
+            out = NULL;
+        }
+    }
+out:
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (a >= 0)
+        H5Aclose(a);
+    return out;
+}
+
+/* A scalar numeric attribute converted to int64; false when absent. */
+static bool attr_int(hid_t obj, const char *name, int64_t *v)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return false;
+    bool ok = false;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    if (ft >= 0) {
+        H5T_class_t cls = H5Tget_class(ft);
+        if (cls == H5T_INTEGER)
+            ok = H5Aread(a, H5T_NATIVE_INT64, v) >= 0;
+        else if (cls == H5T_FLOAT) {
+            double x;
+            ok = H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0;
+            *v = (int64_t)x;
+        }
+        H5Tclose(ft);
+    }
+    if (a >= 0)
+        H5Aclose(a);
+    return ok;
+}
+
+/* Length along dim 0 of a 1-D dataset, or -1. */
+static int64_t dataset_length(hid_t group, const char *name)
+{
+    if (H5Lexists(group, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    if (ds < 0)
+        return -1;
+    int64_t n = -1;
+    hid_t sp = H5Dget_space(ds);
+    if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1) {
+        hsize_t dim;
+        H5Sget_simple_extent_dims(sp, &dim, NULL);
+        n = (int64_t)dim;
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(ds);
+    return n;
+}
+
+/* Element `row` of a 1-D numeric dataset, converted to `mem_type`. */
+static bool dataset_element(hid_t group, const char *name, int64_t row, hid_t mem_type, void *out)
+{
+    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    if (ds < 0)
+        return false;
+    bool ok = false;
+    hsize_t start = (hsize_t)row, count = 1;
+    hid_t fs = H5Dget_space(ds);
+    hid_t ms = H5Screate_simple(1, &count, NULL);
+    if (fs >= 0 && ms >= 0 &&
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0)
+        ok = H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, out) >= 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    H5Dclose(ds);
+    return ok;
+}
+
+/* ---- column groups (tables) --------------------------------------------- */
+
+typedef struct column_list {
+    char **names;
+    size_t count;
+} column_list;
+
+static void column_list_fini(column_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->names[i]);
+    free(l->names);
+    l->names = NULL;
+    l->count = 0;
+}
+
+static bool column_list_push(column_list *l, const char *name, size_t len)
+{
+    char **grown = realloc(l->names, (l->count + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    l->names = grown;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    l->names[l->count++] = copy;
+    return true;
+}
+
+static herr_t collect_dataset(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    column_list *l = data;
+    H5O_info_t oi;
+    if (strcmp(name, "step") == 0 ||
+        H5Oget_info_by_name2(group, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_DATASET)
+        return 0;
+    return column_list_push(l, name, strlen(name)) ? 0 : -1;
+}
+
+/* The columns of a table: its "columns" attribute in writer order, or,
+ * for files written by other tools, every dataset but "step" by name. */
+static void table_columns(hid_t group, column_list *l)
+{
+    char *attr = attr_string(group, "columns");
+    if (attr) {
+        const char *p = attr;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len > 0)
+                column_list_push(l, p, len);
+            p += len + (comma ? 1 : 0);
+        }
+        free(attr);
+        return;
+    }
+    H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_dataset, l);
+}
+
+/* Rows every dataset of the table has: after a crash the datasets of a
+ * table may end at different lengths, and only the common prefix counts. */
+static int64_t table_rows(hid_t group, const column_list *l)
+{
+    int64_t n = dataset_length(group, "step");
+    for (size_t i = 0; i < l->count && n > 0; i++) {
+        int64_t k = dataset_length(group, l->names[i]);
+        if (k < n)
+            n = k < 0 ? 0 : k;
+    }
+    return n < 0 ? 0 : n;
+}
+
+typedef struct scalar_label {
+    const char *column;
+    const char *label;
+    const char *format;
+} scalar_label;
+
+/* The training scalars in the order a reader scans them; other columns
+ * follow with their own names. */
+static const scalar_label scalar_labels[] = {
+    {"loss_d", "loss_d", "%.4f"},     {"loss_g", "loss_g", "%.4f"},
+    {"d_real", "D(x)", "%.3f"},       {"d_fake", "D(G(z))", "%.3f"},
+    {"grad_norm_g", "|grad G|", "%.3g"}, {"grad_norm_d", "|grad D|", "%.3g"},
+};
+
+/* Prints "label value", two spaces apart from the previous pair. */
+static void print_value(const char **sep, const char *label, const char *format, double v)
+{
+    char num[64];
+    snprintf(num, sizeof num, format, v);
+    printf("%s%s %s", *sep, label, num);
+    *sep = "  ";
+}
+
+/* Last row of a table, or -1 when it has none.  Prints nothing. */
+static int64_t table_last_row(hid_t group, const column_list *cols, int64_t *step)
+{
+    int64_t rows = table_rows(group, cols);
+    if (rows <= 0 || !dataset_element(group, "step", rows - 1, H5T_NATIVE_INT64, step))
+        return -1;
+    return rows - 1;
+}
+
+static double column_value(hid_t group, const char *name, int64_t row)
+{
+    double v = NAN;
+    dataset_element(group, name, row, H5T_NATIVE_DOUBLE, &v);
+    return v;
+}
+
+/* "last step S: loss_d ...".  Returns the last step, or -1 without rows. */
+static int64_t show_scalars(hid_t file)
+{
+    if (H5Lexists(file, "scalars", H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t g = H5Gopen2(file, "scalars", H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    column_list cols = {0};
+    table_columns(g, &cols);
+    int64_t step = -1;
+    int64_t row = table_last_row(g, &cols, &step);
+    if (row < 0) {
+        printf("no steps logged yet\n");
+        step = -1;
+    } else {
+        printf("last step %lld: ", (long long)step);
+        const char *sep = "";
+        bool *done = calloc(cols.count ? cols.count : 1, sizeof *done);
+        for (size_t k = 0; k < sizeof scalar_labels / sizeof scalar_labels[0]; k++) {
+            for (size_t i = 0; i < cols.count; i++) {
+                if (strcmp(cols.names[i], scalar_labels[k].column) != 0)
+                    continue;
+                print_value(&sep, scalar_labels[k].label, scalar_labels[k].format,
+                            column_value(g, cols.names[i], row));
+                if (done)
+                    done[i] = true;
+            }
+        }
+        for (size_t i = 0; i < cols.count; i++) {
+            if (!done || !done[i])
+                print_value(&sep, cols.names[i], "%.4g", column_value(g, cols.names[i], row));
+        }
+        free(done);
+        printf("\n");
+    }
+    column_list_fini(&cols);
+    H5Gclose(g);
+    return step;
+}
+
+static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *info, void *data)
+{
+    H5O_info_t oi;
+    if (H5Oget_info_by_name2(metrics, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_GROUP)
+        return 0;
+    hid_t g = H5Gopen2(metrics, name, H5P_DEFAULT);
+    if (g < 0)
+        return 0;
+    column_list cols = {0};
+    table_columns(g, &cols);
+    int64_t step = -1;
+    int64_t row = table_last_row(g, &cols, &step);
+    if (row < 0) {
+        printf("metric %s: no values yet\n", name);
+    } else {
+        printf("metric %s @ step %lld: ", name, (long long)step);
+        const char *sep = "";
+        for (size_t i = 0; i < cols.count; i++)
+            print_value(&sep, cols.names[i], "%.4g", column_value(g, cols.names[i], row));
+        printf("\n");
+    }
+    column_list_fini(&cols);
+    H5Gclose(g);
+    return 0;
+}
+
+static void show_metrics(hid_t file)
+{
+    if (H5Lexists(file, "metrics", H5P_DEFAULT) <= 0)
+        return;
+    hid_t g = H5Gopen2(file, "metrics", H5P_DEFAULT);
+    if (g < 0)
+        return;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, show_metric, NULL);
+    H5Gclose(g);
+}
+
+static void show_config(hid_t file)
+{
+    if (H5Lexists(file, "config", H5P_DEFAULT) <= 0)
+        return;
+    hid_t ds = H5Dopen2(file, "config", H5P_DEFAULT);
+    if (ds < 0)
+        return;
+    hid_t ft = H5Dget_type(ds);
+    char *text = NULL;
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *p = NULL;
+        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) >= 0 && p) {
+            text = strdup(p);
+            H5free_memory(p);
+        }
+        H5Tclose(mt);
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    H5Dclose(ds);
+    if (!text)
+        return;
+    printf("config:\n");
+    const char *line = text;
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        if (len > 0)
+            printf("  %.*s\n", len, line);
+        else
+            printf("\n");
+        line += len + (nl ? 1 : 0);
+    }
+    free(text);
+}
+
+/* Seconds since the epoch of "YYYY-MM-DDTHH:MM:SSZ"; false if malformed. */
+static bool parse_utc(const char *s, time_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    char z = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z) != 7 || z != 'Z')
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = timegm(&tm);
+    return *out != (time_t)-1;
+}
+
+static void format_duration(long long s, char *buf, size_t cap)
+{
+    if (s < 60)
+        snprintf(buf, cap, "%lld s", s);
+    else
+        snprintf(buf, cap, "%lld s (%lld:%02lld:%02lld)", s, s / 3600, s / 60 % 60, s % 60);
+}
+
+/* The status line: "<file>: completed, 10000/10000 steps, 42 s". */
+static void show_status(const char *path, hid_t file, int64_t last_step)
+{
+    char *status = attr_string(file, "status");
+    char *message = attr_string(file, "status_message");
+    char *start = attr_string(file, "start_time");
+    char *end = attr_string(file, "end_time");
+    int64_t done = 0, planned = 0;
+    bool have_done = attr_int(file, "steps_done", &done);
+    bool have_planned = attr_int(file, "steps_planned", &planned);
+    if (!have_done)
+        done = last_step + 1;
+
+    if (!status || strcmp(status, "running") == 0) {
+        printf("%s: running (or interrupted), %lld steps so far\n", path, (long long)done);
+    } else {
+        printf("%s: %s", path, status);
+        if (message && message[0] && strcmp(status, "completed") != 0)
+            printf(" (%s)", message);
+        printf(", %lld", (long long)done);
+        if (have_planned)
+            printf("/%lld", (long long)planned);
+        printf(" steps");
+        time_t t0, t1;
+        if (parse_utc(start, &t0) && parse_utc(end, &t1) && t1 >= t0) {
+            char dur[64];
+            format_duration((long long)(t1 - t0), dur, sizeof dur);
+            printf(", %s", dur);
+        }
+        printf("\n");
+    }
+    free(status);
+    free(message);
+    free(start);
+    free(end);
+}
+
+/* "run ID  seed S  agon V (rev R)  started T", leaving out what is absent. */
+static void show_identity(hid_t file)
+{
+    char *run_id = attr_string(file, "run_id");
+    char *version = attr_string(file, "agon_version");
+    char *rev = attr_string(file, "git_revision");
+    char *start = attr_string(file, "start_time");
+    int64_t seed = 0;
+    bool have_seed = attr_int(file, "seed", &seed);
+    const char *sep = "";
+    if (run_id) {
+        printf("%srun %s", sep, run_id);
+        sep = "  ";
+    }
+    if (have_seed) {
+        printf("%sseed %lld", sep, (long long)seed);
+        sep = "  ";
+    }
+    if (version) {
+        printf("%sagon %s", sep, version);
+        if (rev)
+            printf(" (rev %s)", rev);
+        sep = "  ";
+    }
+    if (start) {
+        printf("%sstarted %s", sep, start);
+        sep = "  ";
+    }
+    if (sep[0])
+        printf("\n");
+    free(run_id);
+    free(version);
+    free(rev);
+    free(start);
+}
+
+static hid_t open_log(const char *path, int *code)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "%s: cannot open run log: %s\n", path, strerror(errno));
+        *code = AGON_EIO;
+        return H5I_INVALID_HID;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: not a regular file; give the path of a run log (.h5)\n", path);
+        *code = AGON_EIO;
+        return H5I_INVALID_HID;
+    }
+    show_detail d;
+    htri_t is_h5 = H5Fis_hdf5(path);
+    if (is_h5 == 0) {
+        fprintf(stderr, "%s: not an HDF5 file, so not an agon run log\n", path);
+        *code = AGON_EDATA;
+        return H5I_INVALID_HID;
+    }
+    /* SWMR reading needs the latest file format; files written by other
+     * tools usually have an older one and are opened plainly. */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    if (file < 0)
+        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        show_capture(&d);
+        const char *hint = strstr(d.text, "h5clear")
+                               ? "; if its writer crashed, repair a copy with "
+                                 "`h5clear -s --increment=0 FILE` (never plain `h5clear -s`)"
+                               : "";
+        fprintf(stderr, "%s: cannot open HDF5 file (HDF5: %s)%s\n", path, d.text, hint);
+        *code = AGON_EIO;
+        return H5I_INVALID_HID;
+    }
+    if (H5Aexists(file, "format_version") <= 0) {
+        fprintf(stderr, "%s: not an agon run log (no format_version attribute)\n", path);
+        H5Fclose(file);
+        *code = AGON_EDATA;
+        return H5I_INVALID_HID;
+    }
+    return file;
+}
+
+static int show_one(const char *path, bool with_config)
+{
+    int code = 0;
+    hid_t file = open_log(path, &code);
+    if (file < 0)
+        return code;
+    int64_t version = 0;
+    if (attr_int(file, "format_version", &version) && version > AGON_LOG_FORMAT_VERSION)
+        fprintf(stderr, "%s: written with log format %lld, newer than this agon's %d; "
+                "showing what this version understands\n", path, (long long)version,
+                AGON_LOG_FORMAT_VERSION);
+    /* The status line needs the last step, which is printed after it. */
+    int64_t last_step = -1;
+    if (H5Lexists(file, "scalars", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(file, "scalars", H5P_DEFAULT);
+        if (g >= 0) {
+            column_list cols = {0};
+            table_columns(g, &cols);
+            table_last_row(g, &cols, &last_step);
+            column_list_fini(&cols);
+            H5Gclose(g);
+        }
+    }
+    show_status(path, file, last_step);
+    show_identity(file);
+    show_scalars(file);
+    show_metrics(file);
+    if (with_config)
+        show_config(file);
+    fflush(stdout);
+    H5Fclose(file);
+    return 0;
+}
+
+int agon_cli_show(int argc, char **argv)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    bool with_config = true;
+    int n_files = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--no-config") == 0) {
+            with_config = false;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("%s\n", show_usage);
+            return 0;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "agon show: unknown option '%s'; %s\n", a, show_usage);
+            return AGON_EUSAGE;
+        } else {
+            n_files++;
+        }
+    }
+    if (n_files == 0) {
+        fprintf(stderr, "agon show: no run log given; %s\n", show_usage);
+        return AGON_EUSAGE;
+    }
+    int first = 0, shown = 0;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            continue;
+        if (shown++ > 0)
+            printf("\n");
+        int rc = show_one(argv[i], with_config);
+        if (rc && !first)
+            first = rc;
+    }
+    return first;
+}

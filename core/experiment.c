@@ -1,0 +1,425 @@
+/* Resolving an experiment file: load, override, pick plugins, validate
+ * every section against its schema, fill defaults (see agon/run.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agon/run.h"
+#include "experiment_int.h"
+#include "sha256_int.h"
+#include "train_int.h"
+
+/* The host's own settings.  Every key documented here is listed in
+ * docs/config.md; keep the two in step. */
+static const agon_param_spec root_schema[] = {
+    {"seed", AGON_PARAM_INT, "0", 0, 9007199254740992.0, NULL,
+     "seed of every random stream of the run (init, data, latent, metrics)"},
+    {"description", AGON_PARAM_STRING, "''", AGON_NO_RANGE, NULL,
+     "free text describing the experiment, stored in the log"},
+    AGON_PARAM_END,
+};
+
+static const agon_param_spec train_schema[] = {
+    {"steps", AGON_PARAM_INT, "10000", 1, 1e12, NULL,
+     "number of training steps (each: d_steps D updates, then g_steps G updates)"},
+    {"batch_size", AGON_PARAM_INT, "64", 1, 1048576, NULL,
+     "samples per batch, real and fake alike"},
+    {"latent_dim", AGON_PARAM_INT, "64", 1, 1048576, NULL,
+     "dimension of the generator's input z"},
+    {"latent", AGON_PARAM_CHOICE, "normal", AGON_NO_RANGE, "normal|uniform",
+     "distribution of z: normal N(0, 1) or uniform U(-1, 1) per coordinate"},
+    {"d_steps", AGON_PARAM_INT, "1", 1, 1000, NULL,
+     "discriminator updates per step (k in Goodfellow et al. 2014)"},
+    {"g_steps", AGON_PARAM_INT, "1", 1, 1000, NULL, "generator updates per step"},
+    {"update", AGON_PARAM_CHOICE, "alternating", AGON_NO_RANGE,
+     "alternating|simultaneous",
+     "alternating: D then G; simultaneous: both from the same parameters"},
+    {"freeze_d_from", AGON_PARAM_INT, "-1", -1, 1e12, NULL,
+     "from this step on D is no longer updated (-1: never)"},
+    {"freeze_g_from", AGON_PARAM_INT, "-1", -1, 1e12, NULL,
+     "from this step on G is no longer updated (-1: never)"},
+    {"threads", AGON_PARAM_INT, "1", 1, 256, NULL,
+     "BLAS threads; results are bit-reproducible for a fixed value"},
+    AGON_PARAM_END,
+};
+
+static const agon_param_spec log_schema[] = {
+    {"every", AGON_PARAM_INT, "1", 1, 1e12, NULL,
+     "log the per-step scalars every this many steps"},
+    {"samples_every", AGON_PARAM_INT, "1000", 0, 1e12, NULL,
+     "snapshot generator samples every this many steps (0: never)"},
+    {"n_samples", AGON_PARAM_INT, "512", 1, 1048576, NULL,
+     "generator samples per snapshot, from a fixed latent batch"},
+    {"params_every", AGON_PARAM_INT, "0", 0, 1e12, NULL,
+     "snapshot all parameters every this many steps (0: never)"},
+    {"flush_seconds", AGON_PARAM_FLOAT, "5", 0.001, 86400, NULL,
+     "write buffered log data to disk at least this often"},
+    {"output", AGON_PARAM_STRING, "''", AGON_NO_RANGE, NULL,
+     "log file; empty: runs/<experiment name>.h5 (-o overrides)"},
+    AGON_PARAM_END,
+};
+
+/* Sections naming a plugin, in the order they are resolved. */
+typedef struct section_def {
+    const char *key;
+    agon_kind kind;
+    const char *default_plugin;     /* NULL: the section is required */
+    size_t offset;                  /* of the agon__choice in agon_experiment */
+} section_def;
+
+static const section_def sections[] = {
+    {"dataset", AGON_KIND_DATASET, NULL, offsetof(agon_experiment, dataset)},
+    {"generator", AGON_KIND_MODEL, NULL, offsetof(agon_experiment, generator)},
+    {"discriminator", AGON_KIND_MODEL, NULL, offsetof(agon_experiment, discriminator)},
+    {"loss", AGON_KIND_LOSS, NULL, offsetof(agon_experiment, loss)},
+    {"g_optimizer", AGON_KIND_OPTIMIZER, "adam", offsetof(agon_experiment, g_optimizer)},
+    {"d_optimizer", AGON_KIND_OPTIMIZER, "adam", offsetof(agon_experiment, d_optimizer)},
+};
+#define N_SECTIONS (sizeof sections / sizeof sections[0])
+
+static const char *const root_keys[] = {
+    "seed", "description", "dataset", "generator", "discriminator", "loss",
+    "g_optimizer", "d_optimizer", "train", "log", "metrics", NULL,
+};
+
+static void check_root_keys(const agon_node *root, agon_diag *diag)
+{
+    for (size_t i = 0; i < agon_node_len(root); i++) {
+        const char *key = agon_node_key_at(root, i);
+        bool known = false;
+        for (size_t k = 0; root_keys[k]; k++)
+            known = known || strcmp(key, root_keys[k]) == 0;
+        if (known)
+            continue;
+        const agon_node *value = agon_node_at(root, i);
+        const char *close = agon_suggest(key, root_keys);
+        if (close) {
+            agon_node_diag(diag, AGON_ECONFIG, value,
+                           "unknown top-level key; did you mean '%s'?", close);
+        } else {
+            agon_node_diag(diag, AGON_ECONFIG, value,
+                           "unknown top-level key; known keys: seed, description, "
+                           "dataset, generator, discriminator, loss, g_optimizer, "
+                           "d_optimizer, train, log, metrics");
+        }
+    }
+}
+
+/* The root schema covers only the scalar keys; every other key present is
+ * a host key for agon_schema_apply (sections, and unknown keys already
+ * reported by check_root_keys). */
+static void apply_root_schema(agon_config *cfg, const agon_node *root, agon_diag *diag)
+{
+    size_t n = agon_node_len(root);
+    const char **host_keys = calloc(n + 1, sizeof *host_keys);
+    if (!host_keys) {
+        agon_diag_add(diag, AGON_ENOMEM, "out of memory while validating the config");
+        return;
+    }
+    size_t h = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = agon_node_key_at(root, i);
+        if (strcmp(key, "seed") != 0 && strcmp(key, "description") != 0)
+            host_keys[h++] = key;
+    }
+    agon_schema_apply(cfg, root, root_schema, host_keys, "the experiment", diag);
+    free(host_keys);
+}
+
+static const agon_node *host_section(agon_config *cfg, const char *key,
+                                     const agon_param_spec *schema, agon_diag *diag)
+{
+    agon_error err = {0};
+    const agon_node *node = agon_config_ensure_map(cfg, key, &err);
+    if (!node) {
+        agon_diag_add_error(diag, &err);
+        return NULL;
+    }
+    agon_schema_apply(cfg, node, schema, NULL, key, diag);
+    return node;
+}
+
+/* Lists the registered names of a kind, for "available: ..." messages. */
+static void list_names(const agon_registry *reg, agon_kind kind, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t p = 0; p < agon_registry_plugin_count(reg); p++) {
+        const agon_plugin_descriptor *d = agon_registry_plugin(reg, p)->desc;
+        for (size_t c = 0; c < d->n_components; c++) {
+            if (d->components[c].kind != kind)
+                continue;
+            int w = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "",
+                             d->components[c].name);
+            if (w < 0 || (size_t)w >= cap - used)
+                return;
+            used += (size_t)w;
+        }
+    }
+    if (used == 0)
+        snprintf(buf, cap, "none found; check the plugin search path (agon plugins)");
+}
+
+/* Resolves the `plugin:` of a section and validates the section against
+ * that component's schema.  Returns false when the section is unusable. */
+static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_kind kind,
+                           const char *const *host_keys, agon__choice *out,
+                           agon_diag *diag)
+{
+    out->section = section;
+    out->component = NULL;
+    if (agon_node_kind_of(section) != AGON_NODE_MAP) {
+        agon_node_diag(diag, AGON_ECONFIG, section,
+                       "expected a map with a 'plugin' key naming a %s",
+                       agon_kind_name(kind));
+        return false;
+    }
+    const agon_node *plugin = agon_node_get(section, "plugin");
+    if (!plugin || agon_node_kind_of(plugin) != AGON_NODE_SCALAR ||
+        agon_node_scalar(plugin)[0] == '\0') {
+        agon_node_diag(diag, AGON_ECONFIG, plugin ? plugin : section,
+                       "missing 'plugin: NAME' naming the %s to use (agon plugins lists them)",
+                       agon_kind_name(kind));
+        return false;
+    }
+    const char *name = agon_node_scalar(plugin);
+    out->component = agon_registry_find(exp->reg, kind, name, &out->owner);
+    if (!out->component) {
+        const char *close = agon_registry_suggest(exp->reg, kind, name);
+        if (close) {
+            agon_node_diag(diag, AGON_ECONFIG, plugin, "unknown %s '%s'; did you mean '%s'?",
+                           agon_kind_name(kind), name, close);
+        } else {
+            char names[512];
+            list_names(exp->reg, kind, names, sizeof names);
+            agon_node_diag(diag, AGON_ECONFIG, plugin, "unknown %s '%s'; available: %s",
+                           agon_kind_name(kind), name, names);
+        }
+        return false;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "%s '%s'", agon_kind_name(kind), name);
+    static const agon_param_spec no_params[] = {AGON_PARAM_END};
+    const agon_param_spec *schema = out->component->params ? out->component->params : no_params;
+    return agon_schema_apply(exp->cfg, section, schema, host_keys, what, diag) == 0;
+}
+
+static void resolve_sections(agon_experiment *exp, agon_diag *diag)
+{
+    static const char *const plugin_key[] = {"plugin", NULL};
+    for (size_t i = 0; i < N_SECTIONS; i++) {
+        const section_def *def = &sections[i];
+        agon__choice *choice = (agon__choice *)((char *)exp + def->offset);
+        const agon_node *root = agon_config_root(exp->cfg);
+        const agon_node *section = agon_node_get(root, def->key);
+        if (!section && def->default_plugin) {
+            char assignment[96];
+            agon_error err = {0};
+            snprintf(assignment, sizeof assignment, "%s={plugin: %s}", def->key,
+                     def->default_plugin);
+            if (agon_config_set(exp->cfg, assignment, 0, &err) != 0) {
+                agon_diag_add_error(diag, &err);
+                continue;
+            }
+            section = agon_node_get(agon_config_root(exp->cfg), def->key);
+        }
+        if (!section) {
+            agon_node_diag(diag, AGON_ECONFIG, root,
+                           "missing section '%s' (a map with 'plugin: NAME' naming a %s)",
+                           def->key, agon_kind_name(def->kind));
+            continue;
+        }
+        resolve_choice(exp, section, def->kind, plugin_key, choice, diag);
+    }
+}
+
+static void resolve_metrics(agon_experiment *exp, agon_diag *diag)
+{
+    static const char *const metric_host_keys[] = {"plugin", "every", "name", NULL};
+    const agon_node *list = agon_node_get(agon_config_root(exp->cfg), "metrics");
+    if (!list || agon_node_kind_of(list) == AGON_NODE_NULL)
+        return;
+    if (agon_node_kind_of(list) != AGON_NODE_SEQ) {
+        agon_node_diag(diag, AGON_ECONFIG, list,
+                       "expected a list of metrics, each a map with 'plugin: NAME'");
+        return;
+    }
+    size_t n = agon_node_len(list);
+    exp->metrics = calloc(n ? n : 1, sizeof *exp->metrics);
+    if (!exp->metrics) {
+        agon_diag_add(diag, AGON_ENOMEM, "out of memory while resolving metrics");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const agon_node *section = agon_node_at(list, i);
+        agon__metric_choice *m = &exp->metrics[exp->n_metrics];
+        if (!resolve_choice(exp, section, AGON_KIND_METRIC, metric_host_keys, &m->choice,
+                            diag))
+            continue;
+        agon_error err = {0};
+        if (agon_cfg_opt_int(section, "every", 1000, &m->every, &err) != 0) {
+            agon_diag_add_error(diag, &err);
+            continue;
+        }
+        if (m->every < 1) {
+            agon_node_diag(diag, AGON_ECONFIG, agon_node_get(section, "every"),
+                           "%lld is out of range [1, 1e12]; metrics run every N >= 1 steps "
+                           "and at the last step",
+                           (long long)m->every);
+            continue;
+        }
+        if (agon_cfg_opt_string(section, "name", m->choice.component->name, &m->name, &err) !=
+            0) {
+            agon_diag_add_error(diag, &err);
+            continue;
+        }
+        bool unique = true;
+        for (size_t j = 0; j < exp->n_metrics; j++)
+            unique = unique && strcmp(exp->metrics[j].name, m->name) != 0;
+        if (!unique) {
+            agon_node_diag(diag, AGON_ECONFIG, section,
+                           "metric name '%s' is used twice; give one of them 'name: OTHER'",
+                           m->name);
+            continue;
+        }
+        exp->n_metrics++;
+    }
+}
+
+static int64_t int_of(const agon_node *map, const char *key)
+{
+    int64_t v = 0;
+    agon_cfg_require_int(map, key, &v, NULL);
+    return v;
+}
+
+static void read_settings(agon_experiment *exp, const agon_node *train, const agon_node *log,
+                          agon_diag *diag)
+{
+    const agon_node *root = agon_config_root(exp->cfg);
+    exp->seed = (uint64_t)int_of(root, "seed");
+    agon__train_settings *t = &exp->train;
+    t->steps = int_of(train, "steps");
+    t->batch_size = int_of(train, "batch_size");
+    t->latent_dim = int_of(train, "latent_dim");
+    t->d_steps = int_of(train, "d_steps");
+    t->g_steps = int_of(train, "g_steps");
+    t->freeze_d_from = int_of(train, "freeze_d_from");
+    t->freeze_g_from = int_of(train, "freeze_g_from");
+    t->threads = int_of(train, "threads");
+    const char *s = "";
+    agon_cfg_require_string(train, "latent", &s, NULL);
+    t->latent = strcmp(s, "uniform") == 0 ? AGON__LATENT_UNIFORM : AGON__LATENT_NORMAL;
+    agon_cfg_require_string(train, "update", &s, NULL);
+    t->update = strcmp(s, "simultaneous") == 0 ? AGON__UPDATE_SIMULTANEOUS
+                                                : AGON__UPDATE_ALTERNATING;
+    if (t->update == AGON__UPDATE_SIMULTANEOUS && (t->d_steps != 1 || t->g_steps != 1)) {
+        agon_node_diag(diag, AGON_ECONFIG, agon_node_get(train, "update"),
+                       "simultaneous updates take one D and one G step from the same "
+                       "parameters; set d_steps and g_steps to 1 or use update: alternating");
+    }
+    agon__log_settings *l = &exp->log;
+    l->every = int_of(log, "every");
+    l->samples_every = int_of(log, "samples_every");
+    l->n_samples = int_of(log, "n_samples");
+    l->params_every = int_of(log, "params_every");
+    agon_cfg_require_float(log, "flush_seconds", &l->flush_seconds, NULL);
+    agon_cfg_require_string(log, "output", &l->output, NULL);
+}
+
+static char *stem_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 5 && strcmp(base + n - 5, ".yaml") == 0)
+        n -= 5;
+    else if (n > 4 && strcmp(base + n - 4, ".yml") == 0)
+        n -= 4;
+    return strndup(base, n);
+}
+
+agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
+                                      const char *const *sets, size_t n_sets,
+                                      bool instantiate, agon_diag *diag)
+{
+    agon_experiment *exp = calloc(1, sizeof *exp);
+    if (!exp) {
+        agon_diag_add(diag, AGON_ENOMEM, "out of memory");
+        return NULL;
+    }
+    exp->reg = reg;
+    exp->stem = stem_of(path);
+    exp->cfg = agon_config_load(path, diag);
+    if (!exp->cfg || !exp->stem)
+        goto fail;
+    for (size_t i = 0; i < n_sets; i++) {
+        agon_error err = {0};
+        if (agon_config_set(exp->cfg, sets[i], (int)i + 1, &err) != 0)
+            agon_diag_add_error(diag, &err);
+    }
+    if (diag->count)
+        goto fail;
+
+    const agon_node *root = agon_config_root(exp->cfg);
+    check_root_keys(root, diag);
+    apply_root_schema(exp->cfg, root, diag);
+    const agon_node *train = host_section(exp->cfg, "train", train_schema, diag);
+    const agon_node *log = host_section(exp->cfg, "log", log_schema, diag);
+    resolve_sections(exp, diag);
+    resolve_metrics(exp, diag);
+    if (diag->count || !train || !log)
+        goto fail;
+    read_settings(exp, train, log, diag);
+    if (diag->count)
+        goto fail;
+
+    agon_error err = {0};
+    exp->yaml = agon_config_to_yaml(exp->cfg, &err);
+    if (!exp->yaml) {
+        agon_diag_add_error(diag, &err);
+        goto fail;
+    }
+    char digest[65];
+    agon__sha256_hex(exp->yaml, strlen(exp->yaml), digest);
+    memcpy(exp->run_id, digest, 16);
+    exp->run_id[16] = '\0';
+
+    if (instantiate && agon__experiment_check_build(exp, &err) != 0) {
+        agon_diag_add_error(diag, &err);
+        goto fail;
+    }
+    return exp;
+
+fail:
+    if (diag->count == 0)
+        agon_diag_add(diag, AGON_ECONFIG, "%s: invalid experiment", path);
+    agon_experiment_destroy(exp);
+    return NULL;
+}
+
+void agon_experiment_destroy(agon_experiment *exp)
+{
+    if (!exp)
+        return;
+    agon_config_destroy(exp->cfg);
+    free(exp->yaml);
+    free(exp->stem);
+    free(exp->metrics);
+    free(exp);
+}
+
+const char *agon_experiment_yaml(const agon_experiment *exp)
+{
+    return exp->yaml;
+}
+
+const char *agon_experiment_run_id(const agon_experiment *exp)
+{
+    return exp->run_id;
+}
+
+const agon_config *agon_experiment_config(const agon_experiment *exp)
+{
+    return exp->cfg;
+}

@@ -1,0 +1,297 @@
+/* The agon command: dispatch to run, validate, plugins, show. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agon/agon.h"
+#include "cli.h"
+
+static const char usage_text[] =
+    "usage: agon COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  run FILE.yaml [--set KEY.PATH=VALUE]... [-o OUT.h5] [--quiet] [--progress tty|plain|none]\n"
+    "                 train the experiment and write its HDF5 log\n"
+    "                 (default log: log.output, else runs/<FILE name>.h5)\n"
+    "  validate FILE.yaml [--set KEY.PATH=VALUE]...\n"
+    "                 check the experiment against the plugins' schemas and print\n"
+    "                 the fully resolved configuration, or every error found\n"
+    "  plugins [NAME] list the plugins found, their components and parameters\n"
+    "  show RUN.h5 [--no-config]\n"
+    "                 summarise a run log: status, last losses and metrics, config\n"
+    "\n"
+    "options for every command:\n"
+    "  --plugin-path DIR   search DIR for plugins first (repeatable); then\n"
+    "                      $AGON_PLUGIN_PATH, then the built-in plugin folder\n"
+    "  -h, --help          this text;  --version  the version\n";
+
+static void print_exit_codes(FILE *out)
+{
+    fprintf(out, "\nexit codes:\n");
+    int printed[256] = {0};
+#define AGON__EXIT_LINE(name, value, exit_code, text)                                   \
+    if (!printed[exit_code]) {                                                          \
+        printed[exit_code] = 1;                                                         \
+        fprintf(out, "  %3d  %s\n", exit_code, exit_code == 0 ? "success" : text);      \
+    }
+    AGON_STATUS_MAP(AGON__EXIT_LINE)
+#undef AGON__EXIT_LINE
+    fprintf(out, "       (5 also: an input file has the wrong content or layout)\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "agon: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see agon --help)\n");
+    return agon_status_exit_code(AGON_EUSAGE);
+}
+
+/* Arguments shared by the commands, collected in one pass. */
+typedef struct cli_args {
+    const char *plugin_dirs[64];
+    size_t n_plugin_dirs;
+    const char *sets[1024];
+    size_t n_sets;
+    const char *positional[8];
+    size_t n_positional;
+    const char *output;
+    const char *progress;
+    int quiet;
+    int no_config;
+} cli_args;
+
+/* Parses argv[first..]; returns 0 or an exit code after printing an error. */
+static int parse_args(int argc, char **argv, int first, cli_args *a)
+{
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+#define TAKE_VALUE()                                                                    \
+    do {                                                                                \
+        if (i + 1 >= argc)                                                              \
+            return usage_error("option '%s' needs a value", arg);                      \
+        value = argv[++i];                                                              \
+    } while (0)
+        if (strcmp(arg, "--plugin-path") == 0) {
+            TAKE_VALUE();
+            if (a->n_plugin_dirs == sizeof a->plugin_dirs / sizeof a->plugin_dirs[0])
+                return usage_error("too many %s options", arg);
+            a->plugin_dirs[a->n_plugin_dirs++] = value;
+        } else if (strncmp(arg, "--plugin-path=", 14) == 0) {
+            a->plugin_dirs[a->n_plugin_dirs++] = arg + 14;
+        } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "-s") == 0) {
+            TAKE_VALUE();
+            if (a->n_sets == sizeof a->sets / sizeof a->sets[0])
+                return usage_error("too many %s options", arg);
+            a->sets[a->n_sets++] = value;
+        } else if (strncmp(arg, "--set=", 6) == 0) {
+            a->sets[a->n_sets++] = arg + 6;
+        } else if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) {
+            TAKE_VALUE();
+            a->output = value;
+        } else if (strcmp(arg, "--progress") == 0) {
+            TAKE_VALUE();
+            a->progress = value;
+        } else if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+            a->quiet = 1;
+        } else if (strcmp(arg, "--no-config") == 0) {
+            a->no_config = 1;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error("unknown option '%s'", arg);
+        } else {
+            if (a->n_positional == sizeof a->positional / sizeof a->positional[0])
+                return usage_error("too many arguments ('%s')", arg);
+            a->positional[a->n_positional++] = arg;
+        }
+#undef TAKE_VALUE
+    }
+    return 0;
+}
+
+/* Loads the plugin search path; every broken plugin file is reported. */
+static agon_registry *load_registry(const cli_args *a, int *exit_code)
+{
+    agon_error err = {0};
+    agon_registry *reg = agon_registry_create(&err);
+    if (!reg) {
+        fprintf(stderr, "%s\n", err.message);
+        *exit_code = agon_status_exit_code(err.code);
+        return NULL;
+    }
+    agon_diag diag;
+    agon_diag_init(&diag);
+    agon_registry_load_search_path(reg, a->plugin_dirs, a->n_plugin_dirs, &diag);
+    if (diag.count) {
+        for (size_t i = 0; i < diag.count; i++)
+            fprintf(stderr, "%s\n", diag.messages[i]);
+        *exit_code = agon_status_exit_code(diag.code);
+        agon_diag_fini(&diag);
+        agon_registry_destroy(reg);
+        return NULL;
+    }
+    agon_diag_fini(&diag);
+    return reg;
+}
+
+static agon_experiment *load_experiment(agon_registry *reg, const cli_args *a, int *exit_code)
+{
+    agon_diag diag;
+    agon_diag_init(&diag);
+    agon_experiment *exp =
+        agon_experiment_load(reg, a->positional[0], a->sets, a->n_sets, true, &diag);
+    if (!exp) {
+        for (size_t i = 0; i < diag.count; i++)
+            fprintf(stderr, "%s\n", diag.messages[i]);
+        *exit_code = agon_status_exit_code(diag.code ? diag.code : AGON_ECONFIG);
+    }
+    agon_diag_fini(&diag);
+    return exp;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void join_command_line(int argc, char **argv, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < argc && used + 1 < cap; i++) {
+        int w = snprintf(buf + used, cap - used, "%s%s", i ? " " : "", argv[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+static int cmd_run(int argc, char **argv, const cli_args *a)
+{
+    if (a->n_positional != 1)
+        return usage_error("%s needs exactly one experiment file", "run");
+    agon_progress progress = AGON_PROGRESS_AUTO;
+    if (a->quiet)
+        progress = AGON_PROGRESS_NONE;
+    else if (a->progress) {
+        if (strcmp(a->progress, "tty") == 0)
+            progress = AGON_PROGRESS_TTY;
+        else if (strcmp(a->progress, "plain") == 0)
+            progress = AGON_PROGRESS_PLAIN;
+        else if (strcmp(a->progress, "none") == 0)
+            progress = AGON_PROGRESS_NONE;
+        else
+            return usage_error("--progress takes tty, plain or none, not '%s'", a->progress);
+    }
+    int code = 0;
+    agon_registry *reg = load_registry(a, &code);
+    if (!reg)
+        return code;
+    agon_experiment *exp = load_experiment(reg, a, &code);
+    if (!exp) {
+        agon_registry_destroy(reg);
+        return code;
+    }
+    char command[4096];
+    join_command_line(argc, argv, command, sizeof command);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    agon_run_options opts = {
+        .output_path = a->output,
+        .progress = progress,
+        .stop_flag = &stop_requested,
+        .command_line = command,
+    };
+    agon_run_result result;
+    agon_error err = {0};
+    int rc = agon_experiment_run(exp, &opts, &result, &err);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", err.message);
+    if (!a->quiet && result.output_path[0] && rc != AGON_ECONFIG && rc != AGON_EPLUGIN &&
+        strcmp(result.status, "failed") != 0) {
+        printf("%s: %s, %lld steps in %.1f s\n", result.output_path, result.status,
+               (long long)result.steps_done, result.seconds);
+    }
+    agon_experiment_destroy(exp);
+    agon_registry_destroy(reg);
+    return agon_status_exit_code(rc);
+}
+
+static int cmd_validate(const cli_args *a)
+{
+    if (a->n_positional != 1)
+        return usage_error("%s needs exactly one experiment file", "validate");
+    int code = 0;
+    agon_registry *reg = load_registry(a, &code);
+    if (!reg)
+        return code;
+    agon_experiment *exp = load_experiment(reg, a, &code);
+    if (exp) {
+        fputs(agon_experiment_yaml(exp), stdout);
+        agon_experiment_destroy(exp);
+    }
+    agon_registry_destroy(reg);
+    return code;
+}
+
+static const char *const commands[] = {"run", "validate", "plugins", "show", NULL};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return agon_status_exit_code(AGON_EUSAGE);
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        print_exit_codes(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("agon %s (%s)\n", agon_version(), agon_git_revision());
+        return 0;
+    }
+    if (strcmp(cmd, "show") == 0)
+        return agon_status_exit_code(agon_cli_show(argc - 1, argv + 1));
+
+    cli_args a;
+    memset(&a, 0, sizeof a);
+    int rc = parse_args(argc, argv, 2, &a);
+    if (rc != 0)
+        return rc;
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc, argv, &a);
+    if (strcmp(cmd, "validate") == 0)
+        return cmd_validate(&a);
+    if (strcmp(cmd, "plugins") == 0) {
+        int code = 0;
+        agon_registry *reg = load_registry(&a, &code);
+        if (!reg)
+            return code;
+        /* The plugin command sees only its positional arguments. */
+        char *pargv[1 + sizeof a.positional / sizeof a.positional[0]];
+        pargv[0] = (char *)"plugins";
+        for (size_t i = 0; i < a.n_positional; i++)
+            pargv[i + 1] = (char *)a.positional[i];
+        rc = agon_cli_plugins((int)a.n_positional + 1, pargv, reg);
+        agon_registry_destroy(reg);
+        return agon_status_exit_code(rc);
+    }
+    const char *close = agon_suggest(cmd, commands);
+    if (close) {
+        fprintf(stderr, "agon: unknown command '%s'; did you mean '%s'? (see agon --help)\n",
+                cmd, close);
+        return agon_status_exit_code(AGON_EUSAGE);
+    }
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,435 @@
+/* Sequential networks: the layer list, buffers, parameters and the
+ * forward/backward driver (see agon/nn.h).  The layer kinds themselves live
+ * in nn_linear.c and nn_activation.c. */
+#include "agon/nn.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- enum names ------------------------------------------------------------ */
+
+#define NAME_ENTRY(e, s) s,
+static const char *const activation_names[] = {AGON_ACTIVATION_MAP(NAME_ENTRY)};
+static const char *const init_names[] = {AGON_INIT_MAP(NAME_ENTRY)};
+#undef NAME_ENTRY
+
+_Static_assert(sizeof activation_names / sizeof activation_names[0] == AGON_ACT_COUNT,
+               "AGON_ACTIVATION_MAP and AGON_ACT_COUNT disagree");
+_Static_assert(sizeof init_names / sizeof init_names[0] == AGON_INIT_COUNT,
+               "AGON_INIT_MAP and AGON_INIT_COUNT disagree");
+
+const char *agon_activation_name(agon_activation act)
+{
+    if ((int)act < 0 || act >= AGON_ACT_COUNT)
+        return NULL;
+    return activation_names[act];
+}
+
+int agon_activation_parse(const char *name, agon_activation *out)
+{
+    for (int i = 0; name && i < AGON_ACT_COUNT; i++) {
+        if (strcmp(name, activation_names[i]) == 0) {
+            *out = (agon_activation)i;
+            return 0;
+        }
+    }
+    return AGON_ECONFIG;
+}
+
+const char *agon_init_name(agon_init init)
+{
+    if ((int)init < 0 || init >= AGON_INIT_COUNT)
+        return NULL;
+    return init_names[init];
+}
+
+int agon_init_parse(const char *name, agon_init *out)
+{
+    for (int i = 0; name && i < AGON_INIT_COUNT; i++) {
+        if (strcmp(name, init_names[i]) == 0) {
+            *out = (agon_init)i;
+            return 0;
+        }
+    }
+    return AGON_ECONFIG;
+}
+
+/* ---- the network ----------------------------------------------------------- */
+
+typedef struct net_layer {
+    const agon_layer_ops *ops;  /* borrowed: static in core or in a plugin */
+    void *state;                /* owned */
+    agon_shape in_shape;        /* per sample */
+    agon_shape out_shape;       /* per sample */
+    agon_tensor out_buf;        /* [max_batch, out_shape...] */
+    agon_tensor din_buf;        /* [max_batch, in_shape...] */
+    /* Views of the buffers for the current batch, kept here so that the
+     * pointers handed out by forward/backward stay valid between calls. */
+    agon_tensor out_view;
+    agon_tensor din_view;
+    agon_param *params;         /* in the arena */
+    size_t n_params;
+} net_layer;
+
+struct agon_net {
+    agon_shape in_shape;
+    int64_t max_batch;
+    agon_arena *arena;
+    /* The input of the last forward is copied, so backward does not depend
+     * on the caller keeping its batch untouched in between. */
+    agon_tensor in_buf;
+    agon_tensor in_view;
+    agon_tensor dout_view;      /* returned by backward of an empty net */
+    int64_t batch;              /* of the last forward; 0 before the first */
+    /* Arrays of pointers into the arena: they grow while the network is
+     * built, but what they point at never moves. */
+    net_layer **layers;
+    size_t n_layers, cap_layers;
+    agon_param **params;
+    size_t n_params, cap_params;
+};
+
+static bool sample_shape_ok(const agon_shape *s)
+{
+    /* One dimension is reserved for the batch. */
+    if (s->ndim < 0 || s->ndim >= AGON_MAX_DIMS)
+        return false;
+    for (int i = 0; i < s->ndim; i++) {
+        if (s->dim[i] < 1)
+            return false;
+    }
+    return true;
+}
+
+static void format_dims(const agon_shape *s, char *buf, size_t cap)
+{
+    /* The shape may be malformed (that is what is being reported), so it
+     * is printed without trusting ndim. */
+    agon_shape c = *s;
+    if (c.ndim < 0)
+        c.ndim = 0;
+    if (c.ndim > AGON_MAX_DIMS)
+        c.ndim = AGON_MAX_DIMS;
+    agon_shape_format(&c, buf, cap);
+}
+
+agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_error *err)
+{
+    char buf[128];
+    if (!sample_shape_ok(in_shape)) {
+        format_dims(in_shape, buf, sizeof buf);
+        agon_error_set(err, AGON_ECONFIG,
+                       "network: input shape %s is invalid; use at most %d dimensions, "
+                       "each at least 1",
+                       buf, AGON_MAX_DIMS - 1);
+        return NULL;
+    }
+    if (max_batch < 1) {
+        agon_error_set(err, AGON_ECONFIG,
+                       "network: max_batch must be at least 1, got %lld; set a positive "
+                       "batch size",
+                       (long long)max_batch);
+        return NULL;
+    }
+    agon_net *net = calloc(1, sizeof *net);
+    if (!net) {
+        agon_error_set(err, AGON_ENOMEM, "out of memory creating a network");
+        return NULL;
+    }
+    net->in_shape = *in_shape;
+    net->max_batch = max_batch;
+    net->arena = agon_arena_create(0, err);
+    if (!net->arena) {
+        free(net);
+        return NULL;
+    }
+    agon_shape batched = agon_shape_batched(max_batch, in_shape);
+    if (agon_arena_tensor(net->arena, &net->in_buf, &batched, err) != 0) {
+        agon_net_destroy(net);
+        return NULL;
+    }
+    return net;
+}
+
+void agon_net_destroy(agon_net *net)
+{
+    if (!net)
+        return;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        net_layer *l = net->layers[i];
+        if (l->ops->destroy)
+            l->ops->destroy(l->state);
+    }
+    free(net->layers);
+    free(net->params);
+    agon_arena_destroy(net->arena);
+    free(net);
+}
+
+agon_shape agon_net_out_shape(const agon_net *net)
+{
+    if (net->n_layers == 0)
+        return net->in_shape;
+    return net->layers[net->n_layers - 1]->out_shape;
+}
+
+agon_shape agon_net_in_shape(const agon_net *net)
+{
+    return net->in_shape;
+}
+
+int64_t agon_net_max_batch(const agon_net *net)
+{
+    return net->max_batch;
+}
+
+size_t agon_net_layer_count(const agon_net *net)
+{
+    return net->n_layers;
+}
+
+const char *agon_net_layer_type(const agon_net *net, size_t i)
+{
+    if (i >= net->n_layers)
+        return NULL;
+    return net->layers[i]->ops->type;
+}
+
+agon_arena *agon_net_arena(agon_net *net)
+{
+    return net->arena;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem, agon_error *err)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 8;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return agon_error_set(err, AGON_ENOMEM, "out of memory growing a network");
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static int check_ops(const agon_layer_ops *ops, size_t idx, agon_error *err)
+{
+    if (!ops)
+        return agon_error_set(err, AGON_EPLUGIN, "layer %zu: no layer ops given", idx);
+    if (ops->struct_size < sizeof(agon_layer_ops))
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "layer %zu: agon_layer_ops.struct_size is %u, expected at "
+                              "least %zu; rebuild the plugin against this agon",
+                              idx, (unsigned)ops->struct_size, sizeof(agon_layer_ops));
+    if (!ops->type || !ops->forward || !ops->backward)
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "layer %zu: agon_layer_ops must set type, forward and backward",
+                              idx);
+    return 0;
+}
+
+static int add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
+                     const agon_shape *out_shape, size_t n_params,
+                     const char *const *param_names, const agon_shape *param_shapes,
+                     agon_param **params_out, agon_error *err)
+{
+    size_t idx = net->n_layers;
+    char buf[128];
+    int rc = check_ops(ops, idx, err);
+    if (rc)
+        return rc;
+    if (!sample_shape_ok(out_shape)) {
+        format_dims(out_shape, buf, sizeof buf);
+        return agon_error_set(err, AGON_ECONFIG,
+                              "layer %zu (%s): output shape %s is invalid; use at most %d "
+                              "dimensions, each at least 1",
+                              idx, ops->type, buf, AGON_MAX_DIMS - 1);
+    }
+    assert(n_params == 0 || param_shapes);
+    for (size_t p = 0; p < n_params; p++) {
+        const char *pn = param_names ? param_names[p] : NULL;
+        if (!pn || !*pn)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "layer %zu (%s): parameter %zu has no name", idx, ops->type,
+                                  p);
+        int w = snprintf(buf, sizeof buf, "%zu.%s", idx, pn);
+        if (w < 0 || (size_t)w >= sizeof(((agon_param *)0)->name))
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "layer %zu (%s): parameter name '%s' is too long; "
+                                  "'<layer>.<name>' must fit in %zu characters",
+                                  idx, ops->type, pn, sizeof(((agon_param *)0)->name) - 1);
+        const agon_shape *ps = &param_shapes[p];
+        bool shape_ok = ps->ndim >= 0 && ps->ndim <= AGON_MAX_DIMS;
+        for (int d = 0; shape_ok && d < ps->ndim; d++)
+            shape_ok = ps->dim[d] >= 1;
+        if (!shape_ok) {
+            format_dims(ps, buf, sizeof buf);
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "layer %zu (%s): parameter '%s' has invalid shape %s", idx,
+                                  ops->type, pn, buf);
+        }
+    }
+    if ((rc = grow((void **)&net->layers, &net->cap_layers, net->n_layers + 1,
+                   sizeof *net->layers, err)) != 0)
+        return rc;
+    if ((rc = grow((void **)&net->params, &net->cap_params, net->n_params + n_params,
+                   sizeof *net->params, err)) != 0)
+        return rc;
+
+    net_layer *l = agon_arena_alloc(net->arena, sizeof *l, err);
+    if (!l)
+        return AGON_ENOMEM;
+    l->ops = ops;
+    l->in_shape = agon_net_out_shape(net);
+    l->out_shape = *out_shape;
+    agon_shape ob = agon_shape_batched(net->max_batch, &l->out_shape);
+    agon_shape ib = agon_shape_batched(net->max_batch, &l->in_shape);
+    if ((rc = agon_arena_tensor(net->arena, &l->out_buf, &ob, err)) != 0 ||
+        (rc = agon_arena_tensor(net->arena, &l->din_buf, &ib, err)) != 0)
+        return rc;
+    if (n_params) {
+        l->params = agon_arena_alloc(net->arena, n_params * sizeof *l->params, err);
+        if (!l->params)
+            return AGON_ENOMEM;
+    }
+    l->n_params = n_params;
+    for (size_t p = 0; p < n_params; p++) {
+        agon_param *prm = &l->params[p];
+        snprintf(prm->name, sizeof prm->name, "%zu.%s", idx, param_names[p]);
+        if ((rc = agon_arena_tensor(net->arena, &prm->value, &param_shapes[p], err)) != 0 ||
+            (rc = agon_arena_tensor(net->arena, &prm->grad, &param_shapes[p], err)) != 0)
+            return rc;
+    }
+
+    /* Commit only once nothing can fail any more. */
+    l->state = state;
+    net->layers[net->n_layers++] = l;
+    for (size_t p = 0; p < n_params; p++)
+        net->params[net->n_params++] = &l->params[p];
+    net->batch = 0;
+    if (params_out)
+        *params_out = l->params;
+    return 0;
+}
+
+int agon_net_add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
+                       const agon_shape *out_shape, size_t n_params,
+                       const char *const *param_names, const agon_shape *param_shapes,
+                       agon_param **params_out, agon_error *err)
+{
+    int rc = add_layer(net, ops, state, out_shape, n_params, param_names, param_shapes,
+                       params_out, err);
+    if (rc != 0 && ops && ops->struct_size >= sizeof(agon_layer_ops) && ops->destroy)
+        ops->destroy(state);
+    return rc;
+}
+
+/* ---- forward and backward ---------------------------------------------------- */
+
+static agon_tensor batch_view(const agon_tensor *buf, int64_t batch)
+{
+    return agon_tensor_rows(buf, 0, batch);
+}
+
+const agon_tensor *agon_net_forward(agon_net *net, const agon_tensor *in, bool training)
+{
+    assert(in && in->shape.ndim >= 1);
+    int64_t batch = in->shape.dim[0];
+    assert(batch >= 1 && batch <= net->max_batch);
+    assert(agon_tensor_numel(in) == batch * agon_shape_numel(&net->in_shape));
+
+    net->in_view = batch_view(&net->in_buf, batch);
+    if (in->data != net->in_view.data)
+        memcpy(net->in_view.data, in->data, (size_t)agon_tensor_numel(in) * sizeof(float));
+    net->batch = batch;
+
+    const agon_tensor *x = &net->in_view;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        net_layer *l = net->layers[i];
+        l->out_view = batch_view(&l->out_buf, batch);
+        l->ops->forward(l->state, l->params, x, &l->out_view, training);
+        x = &l->out_view;
+    }
+    return x;
+}
+
+const agon_tensor *agon_net_backward(agon_net *net, const agon_tensor *dout, bool param_grads,
+                                     bool want_din)
+{
+    int64_t batch = net->batch;
+    assert(batch >= 1 && "agon_net_backward needs a forward first");
+    assert(dout && dout->shape.ndim >= 1 && dout->shape.dim[0] == batch);
+#ifndef NDEBUG
+    agon_shape out_shape = agon_net_out_shape(net);
+    assert(agon_tensor_numel(dout) == batch * agon_shape_numel(&out_shape));
+#endif
+
+    if (net->n_layers == 0) {
+        if (!want_din)
+            return NULL;
+        net->dout_view = *dout;
+        return &net->dout_view;
+    }
+    if (!param_grads && !want_din)
+        return NULL;
+
+    /* The layer sees dout with its own output shape, whatever shape the
+     * caller's tensor had. */
+    net_layer *last = net->layers[net->n_layers - 1];
+    net->dout_view = batch_view(&last->out_buf, batch);
+    net->dout_view.data = dout->data;
+
+    const agon_tensor *dy = &net->dout_view;
+    for (size_t i = net->n_layers; i-- > 0;) {
+        net_layer *l = net->layers[i];
+        const agon_tensor *x = i == 0 ? &net->in_view : &net->layers[i - 1]->out_view;
+        agon_tensor *dx = NULL;
+        if (i > 0 || want_din) {
+            l->din_view = batch_view(&l->din_buf, batch);
+            dx = &l->din_view;
+        }
+        l->ops->backward(l->state, l->params, x, &l->out_view, dy, dx, param_grads);
+        dy = dx;
+    }
+    return dy;
+}
+
+void agon_net_zero_grad(agon_net *net)
+{
+    for (size_t i = 0; i < net->n_params; i++)
+        agon_tensor_zero(&net->params[i]->grad);
+}
+
+size_t agon_net_param_count(const agon_net *net)
+{
+    return net->n_params;
+}
+
+agon_param *agon_net_param(agon_net *net, size_t i)
+{
+    if (i >= net->n_params)
+        return NULL;
+    return net->params[i];
+}
+
+int64_t agon_net_param_numel(const agon_net *net)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < net->n_params; i++)
+        n += agon_tensor_numel(&net->params[i]->value);
+    return n;
+}
+
+double agon_net_grad_norm(const agon_net *net)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < net->n_params; i++)
+        s += agon_tensor_sumsq(&net->params[i]->grad);
+    return sqrt(s);
+}

@@ -1,0 +1,863 @@
+/* The adversarial game (see agon/run.h and docs/architecture.md).
+ *
+ * Setup builds everything a run needs: the dataset, both networks, the
+ * optimizers with their state, every buffer of the step, the log's tables.
+ * The step itself then allocates nothing.
+ *
+ * One training step (alternating updates):
+ *   d_steps times: draw a real batch and z, x_fake = G(z) (no gradient into
+ *                  G), D on [x_real; x_fake] as one batch, the loss's D part,
+ *                  back-propagate into D's parameters, update D;
+ *   g_steps times: draw z, D(G(z)), the loss's G part, back-propagate
+ *                  through D (D's parameter gradients untouched) into G,
+ *                  update G.
+ * Simultaneous updates compute both gradients from the same parameters and
+ * then update both.  Freezing skips an optimizer's update from a given step
+ * on (its loss and gradient norm are still computed and logged).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agon/log.h"
+#include "agon/run.h"
+#include "experiment_int.h"
+#include "train_int.h"
+
+/* ---- components ----------------------------------------------------------- */
+
+typedef struct optimizer {
+    const agon_optimizer_vtable *vt;
+    void *state;
+    agon_optim_slot *slots;     /* one per parameter, in the game arena */
+    size_t n_slots;
+    int64_t t;                  /* updates done */
+} optimizer;
+
+typedef struct game game;
+
+typedef struct metric {
+    const agon__metric_choice *choice;
+    const agon_metric_vtable *vt;
+    void *state;
+    size_t n_outputs;
+    double *row;                /* n_outputs values of the current evaluation */
+    bool *emitted;
+    agon_log_table *table;
+    agon_rng rng;
+} metric;
+
+struct agon_metric_ctx {
+    game *g;
+    metric *m;
+    int64_t step;
+};
+
+typedef struct step_stats {
+    double loss_d, loss_g, d_real, d_fake, grad_norm_d, grad_norm_g;
+} step_stats;
+
+struct game {
+    const agon_experiment *exp;
+    const agon__train_settings *ts;
+    const agon_dataset_vtable *data_vt;
+    void *data_state;
+    agon_dataset_info info;
+    int64_t sample_numel;
+    agon_net *G, *D;
+    const agon_loss_vtable *loss;
+    optimizer opt_g, opt_d;
+    metric *metrics;
+    size_t n_metrics;
+    agon_arena *arena;          /* every buffer of the step */
+    agon_tensor z;              /* [batch, latent] */
+    agon_tensor d_in;           /* [2*batch, sample...]: real rows, then fake rows */
+    float *d_grad;              /* [2*batch] dLoss/dlogit */
+    float *g_grad;              /* [batch] */
+    agon_tensor d_out_grad;     /* views of d_grad / g_grad as [n, 1] */
+    agon_rng rng_init, rng_data, rng_latent, rng_samples;
+    /* fixed latent batch for sample snapshots */
+    agon_tensor sample_z;       /* [n_samples, latent] */
+    agon_tensor sample_x;       /* [n_samples, sample...] */
+};
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void fill_latent(const game *g, agon_rng *rng, float *z, size_t n)
+{
+    if (g->ts->latent == AGON__LATENT_UNIFORM)
+        agon_rng_fill_uniform(rng, z, n, -1.0f, 1.0f);
+    else
+        agon_rng_fill_normal(rng, z, n, 0.0f, 1.0f);
+}
+
+static int optimizer_setup(game *g, optimizer *opt, const agon__choice *choice, agon_net *net,
+                           agon_error *err)
+{
+    opt->vt = choice->component->vtable;
+    int rc = opt->vt->create(choice->section, &opt->state, err);
+    if (rc != 0) {
+        opt->state = NULL;
+        return rc;
+    }
+    opt->n_slots = agon_net_param_count(net);
+    opt->slots = agon_arena_alloc(g->arena, opt->n_slots * sizeof *opt->slots + 1, err);
+    if (!opt->slots)
+        return AGON_ENOMEM;
+    for (size_t i = 0; i < opt->n_slots; i++) {
+        agon_param *p = agon_net_param(net, i);
+        agon_optim_slot *slot = &opt->slots[i];
+        slot->value = &p->value;
+        slot->grad = &p->grad;
+        for (uint32_t s = 0; s < opt->vt->n_state; s++) {
+            rc = agon_arena_tensor(g->arena, &slot->state[s], &p->value.shape, err);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static void optimizer_teardown(optimizer *opt)
+{
+    if (opt->vt && opt->state)
+        opt->vt->destroy(opt->state);
+    opt->state = NULL;
+}
+
+static int build_net(game *g, const agon__choice *choice, agon_role role,
+                     const agon_shape *in_shape, const agon_shape *out_shape,
+                     int64_t max_batch, agon_net **out, agon_error *err)
+{
+    *out = agon_net_create(in_shape, max_batch, err);
+    if (!*out)
+        return err && err->code ? err->code : AGON_ENOMEM;
+    const agon_model_vtable *vt = choice->component->vtable;
+    int rc = vt->build(choice->section, role, out_shape, *out, &g->rng_init, err);
+    if (rc != 0)
+        return rc;
+    agon_shape got = agon_net_out_shape(*out);
+    if (agon_shape_numel(&got) != agon_shape_numel(out_shape)) {
+        char want_s[64], got_s[64];
+        return agon_node_error(err, AGON_EPLUGIN, choice->section,
+                               "model '%s' built a %s with output %s, expected %s; "
+                               "this is a bug in the model plugin",
+                               choice->component->name, agon_role_name(role),
+                               agon_shape_format(&got, got_s, sizeof got_s),
+                               agon_shape_format(out_shape, want_s, sizeof want_s));
+    }
+    return 0;
+}
+
+static int metrics_setup(game *g, agon_error *err)
+{
+    const agon_experiment *exp = g->exp;
+    g->n_metrics = exp->n_metrics;
+    g->metrics = agon_arena_alloc(g->arena, (g->n_metrics + 1) * sizeof *g->metrics, err);
+    if (!g->metrics)
+        return AGON_ENOMEM;
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        metric *m = &g->metrics[i];
+        m->choice = &exp->metrics[i];
+        m->vt = m->choice->choice.component->vtable;
+        while (m->vt->outputs[m->n_outputs])
+            m->n_outputs++;
+        m->row = agon_arena_alloc(g->arena, m->n_outputs * sizeof *m->row, err);
+        m->emitted = agon_arena_alloc(g->arena, m->n_outputs * sizeof *m->emitted, err);
+        if (!m->row || !m->emitted)
+            return AGON_ENOMEM;
+        /* Each metric draws from its own stream, so adding or removing one
+         * changes neither training nor the other metrics. */
+        char stream[160];
+        snprintf(stream, sizeof stream, "metrics/%s", m->choice->name);
+        agon_rng_seed(&m->rng, exp->seed, stream);
+        int rc = m->vt->create(m->choice->choice.section, &g->info, &m->state, err);
+        if (rc != 0) {
+            m->state = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void game_teardown(game *g)
+{
+    for (size_t i = 0; g->metrics && i < g->n_metrics; i++) {
+        if (g->metrics[i].state)
+            g->metrics[i].vt->destroy(g->metrics[i].state);
+    }
+    optimizer_teardown(&g->opt_g);
+    optimizer_teardown(&g->opt_d);
+    agon_net_destroy(g->G);
+    agon_net_destroy(g->D);
+    if (g->data_vt && g->data_state)
+        g->data_vt->destroy(g->data_state);
+    agon_arena_destroy(g->arena);
+    memset(g, 0, sizeof *g);
+}
+
+static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->exp = exp;
+    g->ts = &exp->train;
+    const int64_t batch = exp->train.batch_size;
+    const int64_t latent = exp->train.latent_dim;
+    int rc;
+
+    agon_rng_seed(&g->rng_init, exp->seed, "init");
+    agon_rng_seed(&g->rng_data, exp->seed, "data");
+    agon_rng_seed(&g->rng_latent, exp->seed, "latent");
+    agon_rng_seed(&g->rng_samples, exp->seed, "samples");
+
+    g->arena = agon_arena_create(0, err);
+    if (!g->arena)
+        return AGON_ENOMEM;
+
+    g->data_vt = exp->dataset.component->vtable;
+    rc = g->data_vt->create(exp->dataset.section, &g->data_state, &g->info, err);
+    if (rc != 0) {
+        g->data_state = NULL;
+        return rc;
+    }
+    g->sample_numel = agon_shape_numel(&g->info.sample_shape);
+
+    agon_shape z_shape = agon_shape_make(1, &latent);
+    int64_t one = 1;
+    agon_shape logit_shape = agon_shape_make(1, &one);
+    rc = build_net(g, &exp->generator, AGON_ROLE_GENERATOR, &z_shape, &g->info.sample_shape,
+                   batch, &g->G, err);
+    if (rc == 0)
+        rc = build_net(g, &exp->discriminator, AGON_ROLE_DISCRIMINATOR, &g->info.sample_shape,
+                       &logit_shape, 2 * batch, &g->D, err);
+    if (rc != 0)
+        return rc;
+
+    g->loss = exp->loss.component->vtable;
+    rc = optimizer_setup(g, &g->opt_g, &exp->g_optimizer, g->G, err);
+    if (rc == 0)
+        rc = optimizer_setup(g, &g->opt_d, &exp->d_optimizer, g->D, err);
+    if (rc != 0)
+        return rc;
+
+    agon_shape zb = agon_shape_batched(batch, &z_shape);
+    agon_shape db = agon_shape_batched(2 * batch, &g->info.sample_shape);
+    int64_t n_samples = exp->log.n_samples;
+    agon_shape sz = agon_shape_batched(n_samples, &z_shape);
+    agon_shape sx = agon_shape_batched(n_samples, &g->info.sample_shape);
+    if ((rc = agon_arena_tensor(g->arena, &g->z, &zb, err)) != 0 ||
+        (rc = agon_arena_tensor(g->arena, &g->d_in, &db, err)) != 0 ||
+        (rc = agon_arena_tensor(g->arena, &g->sample_z, &sz, err)) != 0 ||
+        (rc = agon_arena_tensor(g->arena, &g->sample_x, &sx, err)) != 0)
+        return rc;
+    g->d_grad = agon_arena_alloc(g->arena, (size_t)(2 * batch) * sizeof(float), err);
+    g->g_grad = agon_arena_alloc(g->arena, (size_t)batch * sizeof(float), err);
+    if (!g->d_grad || !g->g_grad)
+        return AGON_ENOMEM;
+    /* The fixed latent batch comes from its own stream so that snapshots
+     * are comparable over time and leave training's draws alone. */
+    fill_latent(g, &g->rng_samples, g->sample_z.data, (size_t)agon_tensor_numel(&g->sample_z));
+    return metrics_setup(g, err);
+}
+
+int agon__experiment_check_build(agon_experiment *exp, agon_error *err)
+{
+    game g;
+    int rc = game_setup(&g, exp, err);
+    game_teardown(&g);
+    return rc;
+}
+
+/* ---- the step ---------------------------------------------------------------- */
+
+static double mean_sigmoid(const float *logits, int64_t n)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double l = logits[i];
+        sum += l >= 0 ? 1.0 / (1.0 + exp(-l)) : exp(l) / (1.0 + exp(l));
+    }
+    return sum / (double)n;
+}
+
+static agon_tensor logit_view(float *data, int64_t n)
+{
+    agon_tensor t = {.data = data};
+    int64_t dims[2] = {n, 1};
+    t.shape = agon_shape_make(2, dims);
+    return t;
+}
+
+/* D's gradient on [x_real; x_fake] with fresh draws; leaves D's parameter
+ * gradients in D and G's activations of x_fake in G. */
+static int d_gradient(game *g, step_stats *st, agon_error *err)
+{
+    const int64_t n = g->ts->batch_size;
+    agon_tensor real = agon_tensor_rows(&g->d_in, 0, n);
+    agon_tensor fake_rows = agon_tensor_rows(&g->d_in, n, n);
+    int rc = g->data_vt->next_batch(g->data_state, &g->rng_data, &real, NULL, err);
+    if (rc != 0)
+        return rc;
+    fill_latent(g, &g->rng_latent, g->z.data, (size_t)agon_tensor_numel(&g->z));
+    const agon_tensor *fake = agon_net_forward(g->G, &g->z, true);
+    memcpy(fake_rows.data, fake->data, (size_t)agon_tensor_numel(fake) * sizeof(float));
+
+    agon_net_zero_grad(g->D);
+    const agon_tensor *logits = agon_net_forward(g->D, &g->d_in, true);
+    st->loss_d = g->loss->d_loss(logits->data, (size_t)n, logits->data + n, (size_t)n,
+                                 g->d_grad, g->d_grad + n);
+    st->d_real = mean_sigmoid(logits->data, n);
+    st->d_fake = mean_sigmoid(logits->data + n, n);
+    agon_tensor dout = logit_view(g->d_grad, 2 * n);
+    agon_net_backward(g->D, &dout, true, false);
+    st->grad_norm_d = agon_net_grad_norm(g->D);
+    return 0;
+}
+
+/* G's gradient through D for a fresh z (or, when reuse_fake, for the z of
+ * the last d_gradient, whose G activations are still in place). */
+static void g_gradient(game *g, bool reuse_fake, step_stats *st)
+{
+    const int64_t n = g->ts->batch_size;
+    const agon_tensor *fake;
+    if (reuse_fake) {
+        agon_tensor view = agon_tensor_rows(&g->d_in, n, n);
+        fake = &view;
+        const agon_tensor *logits = agon_net_forward(g->D, fake, true);
+        st->loss_g = g->loss->g_loss(logits->data, (size_t)n, g->g_grad);
+    } else {
+        fill_latent(g, &g->rng_latent, g->z.data, (size_t)agon_tensor_numel(&g->z));
+        fake = agon_net_forward(g->G, &g->z, true);
+        const agon_tensor *logits = agon_net_forward(g->D, fake, true);
+        st->loss_g = g->loss->g_loss(logits->data, (size_t)n, g->g_grad);
+    }
+    agon_tensor dout = logit_view(g->g_grad, n);
+    const agon_tensor *dx = agon_net_backward(g->D, &dout, false, true);
+    agon_net_zero_grad(g->G);
+    agon_net_backward(g->G, dx, true, false);
+    st->grad_norm_g = agon_net_grad_norm(g->G);
+}
+
+static void optimizer_step(optimizer *opt)
+{
+    opt->t++;
+    opt->vt->step(opt->state, opt->slots, opt->n_slots, opt->t);
+}
+
+/* Step number `step` is 1-based. */
+static int game_step(game *g, int64_t step, step_stats *st, agon_error *err)
+{
+    const agon__train_settings *ts = g->ts;
+    bool d_frozen = ts->freeze_d_from >= 0 && step >= ts->freeze_d_from;
+    bool g_frozen = ts->freeze_g_from >= 0 && step >= ts->freeze_g_from;
+    int rc;
+    if (ts->update == AGON__UPDATE_SIMULTANEOUS) {
+        if ((rc = d_gradient(g, st, err)) != 0)
+            return rc;
+        g_gradient(g, true, st);
+        if (!d_frozen)
+            optimizer_step(&g->opt_d);
+        if (!g_frozen)
+            optimizer_step(&g->opt_g);
+        return 0;
+    }
+    for (int64_t k = 0; k < ts->d_steps; k++) {
+        if ((rc = d_gradient(g, st, err)) != 0)
+            return rc;
+        if (!d_frozen)
+            optimizer_step(&g->opt_d);
+    }
+    for (int64_t k = 0; k < ts->g_steps; k++) {
+        g_gradient(g, false, st);
+        if (!g_frozen)
+            optimizer_step(&g->opt_g);
+    }
+    return 0;
+}
+
+/* ---- metric context ---------------------------------------------------------- */
+
+int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+{
+    game *g = ctx->g;
+    int64_t n = out->shape.dim[0];
+    int64_t chunk = g->ts->batch_size;
+    for (int64_t i = 0; i < n; i += chunk) {
+        int64_t rows = min64(chunk, n - i);
+        agon_tensor z = agon_tensor_rows(&g->z, 0, rows);
+        fill_latent(g, &ctx->m->rng, z.data, (size_t)agon_tensor_numel(&z));
+        const agon_tensor *x = agon_net_forward(g->G, &z, false);
+        memcpy(out->data + i * g->sample_numel, x->data,
+               (size_t)(rows * g->sample_numel) * sizeof(float));
+    }
+    (void)err;
+    return 0;
+}
+
+int agon_metric_real(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+{
+    game *g = ctx->g;
+    return g->data_vt->next_batch(g->data_state, &ctx->m->rng, out, NULL, err);
+}
+
+int agon_metric_discriminate(agon_metric_ctx *ctx, const agon_tensor *x, float *logits,
+                             agon_error *err)
+{
+    game *g = ctx->g;
+    int64_t n = x->shape.dim[0];
+    int64_t chunk = agon_net_max_batch(g->D);
+    for (int64_t i = 0; i < n; i += chunk) {
+        int64_t rows = min64(chunk, n - i);
+        agon_tensor view = agon_tensor_rows(x, i, rows);
+        const agon_tensor *l = agon_net_forward(g->D, &view, false);
+        memcpy(logits + i, l->data, (size_t)rows * sizeof(float));
+    }
+    (void)err;
+    return 0;
+}
+
+const agon_dataset_info *agon_metric_dataset(const agon_metric_ctx *ctx)
+{
+    return &ctx->g->info;
+}
+
+agon_rng *agon_metric_rng(agon_metric_ctx *ctx)
+{
+    return &ctx->m->rng;
+}
+
+int64_t agon_metric_step(const agon_metric_ctx *ctx)
+{
+    return ctx->step;
+}
+
+int agon_metric_emit(agon_metric_ctx *ctx, const char *name, double value, agon_error *err)
+{
+    metric *m = ctx->m;
+    for (size_t i = 0; i < m->n_outputs; i++) {
+        if (strcmp(m->vt->outputs[i], name) == 0) {
+            m->row[i] = value;
+            m->emitted[i] = true;
+            return 0;
+        }
+    }
+    return agon_error_set(err, AGON_EPLUGIN,
+                          "metric '%s' emitted '%s', which it did not declare in its outputs",
+                          m->choice->name, name);
+}
+
+static int evaluate_metric(game *g, metric *m, int64_t step, agon_error *err)
+{
+    agon_metric_ctx ctx = {.g = g, .m = m, .step = step};
+    for (size_t i = 0; i < m->n_outputs; i++)
+        m->emitted[i] = false;
+    int rc = m->vt->evaluate(m->state, &ctx, err);
+    if (rc != 0) {
+        agon_error_prefix(err, "metric '%s' at step %lld", m->choice->name, (long long)step);
+        return rc;
+    }
+    for (size_t i = 0; i < m->n_outputs; i++) {
+        if (!m->emitted[i])
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "metric '%s' did not emit its output '%s' at step %lld",
+                                  m->choice->name, m->vt->outputs[i], (long long)step);
+    }
+    return m->table ? agon_log_table_append(m->table, step, m->row, err) : 0;
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+typedef struct run_log {
+    agon_log *log;
+    agon_log_table *scalars;
+    agon_log_series *samples;
+    agon_log_series *params[AGON_ROLE_COUNT];
+    const float **param_ptrs[AGON_ROLE_COUNT];  /* per role, one per parameter */
+} run_log;
+
+static const char *const scalar_columns[] = {"loss_d", "loss_g", "d_real",
+                                             "d_fake", "grad_norm_d", "grad_norm_g"};
+enum { N_SCALARS = sizeof scalar_columns / sizeof scalar_columns[0] };
+
+static void iso_time(char *buf, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int write_provenance(agon_log *log, const agon__choice *choice, agon_error *err)
+{
+    const agon_plugin_record *rec = choice->owner;
+    char path[256];
+    snprintf(path, sizeof path, "/provenance/plugins/%s", rec->desc->name);
+    int rc = agon_log_attr_string(log, path, "name", rec->desc->name, err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, path, "version", rec->desc->version, err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, path, "file", rec->path, err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, path, "sha256", rec->sha256, err);
+    if (rc == 0) {
+        char components[512] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < rec->desc->n_components && used < sizeof components; i++) {
+            int w = snprintf(components + used, sizeof components - used, "%s%s:%s",
+                             i ? "," : "", agon_kind_name(rec->desc->components[i].kind),
+                             rec->desc->components[i].name);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        rc = agon_log_attr_string(log, path, "components", components, err);
+    }
+    return rc;
+}
+
+static int declare_params(game *g, run_log *rl, agon_role role, agon_net *net, agon_error *err)
+{
+    size_t n = agon_net_param_count(net);
+    const char **names = agon_arena_alloc(g->arena, (n + 1) * sizeof *names, err);
+    agon_shape *shapes = agon_arena_alloc(g->arena, (n + 1) * sizeof *shapes, err);
+    rl->param_ptrs[role] = agon_arena_alloc(g->arena, (n + 1) * sizeof(float *), err);
+    if (!names || !shapes || !rl->param_ptrs[role])
+        return AGON_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        agon_param *p = agon_net_param(net, i);
+        names[i] = p->name;
+        shapes[i] = p->value.shape;
+        rl->param_ptrs[role][i] = p->value.data;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/params/%s", agon_role_name(role));
+    rl->params[role] = agon_log_series_create(rl->log, path, names, shapes, n, err);
+    return rl->params[role] ? 0 : (err->code ? err->code : AGON_EIO);
+}
+
+static int open_log(game *g, const char *path, const agon_run_options *opts, run_log *rl,
+                    agon_error *err)
+{
+    const agon_experiment *exp = g->exp;
+    memset(rl, 0, sizeof *rl);
+    rl->log = agon_log_create(path, err);
+    if (!rl->log)
+        return err->code ? err->code : AGON_EIO;
+    agon_log *log = rl->log;
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    char started[32];
+    iso_time(started, sizeof started);
+    const char *desc = "";
+    agon_cfg_opt_string(agon_config_root(exp->cfg), "description", "", &desc, NULL);
+    int rc = 0;
+    if (rc == 0) rc = agon_log_attr_string(log, "/", "run_id", exp->run_id, err);
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "seed", (int64_t)exp->seed, err);
+    if (rc == 0) rc = agon_log_attr_string(log, "/", "host", host, err);
+    if (rc == 0) rc = agon_log_attr_string(log, "/", "start_time", started, err);
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_planned", g->ts->steps, err);
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_done", 0, err);
+    if (rc == 0) rc = agon_log_attr_string(log, "/", "blas", agon_blas_describe(), err);
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "threads", g->ts->threads, err);
+    if (rc == 0) rc = agon_log_attr_string(log, "/", "description", desc, err);
+    if (rc == 0 && opts->command_line)
+        rc = agon_log_attr_string(log, "/", "command", opts->command_line, err);
+    if (rc == 0) rc = agon_log_write_string(log, "/config", exp->yaml, err);
+    const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
+                                     &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
+    for (size_t i = 0; rc == 0 && i < sizeof choices / sizeof choices[0]; i++)
+        rc = write_provenance(log, choices[i], err);
+    for (size_t i = 0; rc == 0 && i < g->n_metrics; i++)
+        rc = write_provenance(log, &g->metrics[i].choice->choice, err);
+    if (rc != 0)
+        return rc;
+
+    rl->scalars = agon_log_table_create(log, "/scalars", scalar_columns, N_SCALARS, err);
+    if (!rl->scalars)
+        return err->code;
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        metric *m = &g->metrics[i];
+        char path[256];
+        snprintf(path, sizeof path, "/metrics/%s", m->choice->name);
+        m->table = agon_log_table_create(log, path, m->vt->outputs, m->n_outputs, err);
+        if (!m->table)
+            return err->code;
+        rc = agon_log_attr_string(log, path, "plugin", m->choice->choice.component->name, err);
+        if (rc == 0)
+            rc = agon_log_attr_int(log, path, "every", m->choice->every, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (exp->log.samples_every > 0) {
+        static const char *const cols[] = {"x"};
+        agon_shape shape = agon_shape_batched(exp->log.n_samples, &g->info.sample_shape);
+        rl->samples = agon_log_series_create(log, "/samples", cols, &shape, 1, err);
+        if (!rl->samples)
+            return err->code;
+    }
+    if (exp->log.params_every > 0) {
+        if ((rc = declare_params(g, rl, AGON_ROLE_GENERATOR, g->G, err)) != 0 ||
+            (rc = declare_params(g, rl, AGON_ROLE_DISCRIMINATOR, g->D, err)) != 0)
+            return rc;
+    }
+    return agon_log_start(log, err);
+}
+
+static int snapshot_samples(game *g, run_log *rl, int64_t step, agon_error *err)
+{
+    int64_t n = g->exp->log.n_samples;
+    int64_t chunk = g->ts->batch_size;
+    for (int64_t i = 0; i < n; i += chunk) {
+        int64_t rows = min64(chunk, n - i);
+        agon_tensor z = agon_tensor_rows(&g->sample_z, i, rows);
+        const agon_tensor *x = agon_net_forward(g->G, &z, false);
+        memcpy(g->sample_x.data + i * g->sample_numel, x->data,
+               (size_t)(rows * g->sample_numel) * sizeof(float));
+    }
+    const float *data[1] = {g->sample_x.data};
+    return agon_log_series_append(rl->samples, step, data, err);
+}
+
+static int snapshot_params(run_log *rl, int64_t step, agon_error *err)
+{
+    for (int r = 0; r < AGON_ROLE_COUNT; r++) {
+        int rc = agon_log_series_append(rl->params[r], step, rl->param_ptrs[r], err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int write_final_params(agon_log *log, agon_net *net, agon_role role, agon_error *err)
+{
+    for (size_t i = 0; i < agon_net_param_count(net); i++) {
+        agon_param *p = agon_net_param(net, i);
+        char path[160];
+        snprintf(path, sizeof path, "/final/%s/%s", agon_role_name(role), p->name);
+        int rc = agon_log_write_tensor(log, path, &p->value, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Names the first non-finite value of a step, or NULL. */
+static const char *non_finite_series(const step_stats *st)
+{
+    const double values[N_SCALARS] = {st->loss_d, st->loss_g, st->d_real,
+                                      st->d_fake, st->grad_norm_d, st->grad_norm_g};
+    for (int i = 0; i < N_SCALARS; i++) {
+        if (!isfinite(values[i]))
+            return scalar_columns[i];
+    }
+    return NULL;
+}
+
+/* ---- progress ------------------------------------------------------------------ */
+
+typedef struct progress {
+    agon_progress mode;
+    double start, last_print;
+    int64_t last_step_printed;
+} progress;
+
+static void progress_print(progress *p, int64_t step, int64_t total, const step_stats *st,
+                           bool final)
+{
+    if (p->mode == AGON_PROGRESS_NONE)
+        return;
+    double now = now_seconds();
+    double elapsed = now - p->start;
+    if (!final) {
+        if (p->mode == AGON_PROGRESS_TTY && now - p->last_print < 0.1)
+            return;
+        if (p->mode == AGON_PROGRESS_PLAIN && now - p->last_print < 10.0 &&
+            step - p->last_step_printed < (total + 9) / 10)
+            return;
+    }
+    double rate = elapsed > 0 ? (double)step / elapsed : 0.0;
+    double eta = rate > 0 ? (double)(total - step) / rate : 0.0;
+    char line[256];
+    snprintf(line, sizeof line,
+             "step %lld/%lld  %.0f steps/s  ETA %.0fs  loss_d %.4f  loss_g %.4f  "
+             "D(x) %.3f  D(G(z)) %.3f",
+             (long long)step, (long long)total, rate, eta, st->loss_d, st->loss_g,
+             st->d_real, st->d_fake);
+    if (p->mode == AGON_PROGRESS_TTY)
+        fprintf(stdout, "\r%s\033[K%s", line, final ? "\n" : "");
+    else
+        fprintf(stdout, "%s\n", line);
+    fflush(stdout);
+    p->last_print = now;
+    p->last_step_printed = step;
+}
+
+static int ensure_parent_dir(const char *path, agon_error *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return agon_error_set(err, AGON_EIO, "%s: cannot create directory: %s", dir,
+                              strerror(errno));
+    return 0;
+}
+
+int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
+                        agon_run_result *result, agon_error *err)
+{
+    agon_run_options defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    char path[4096];
+    if (opts->output_path) {
+        snprintf(path, sizeof path, "%s", opts->output_path);
+    } else if (exp->log.output[0]) {
+        snprintf(path, sizeof path, "%s", exp->log.output);
+    } else {
+        snprintf(path, sizeof path, "runs/%s.h5", exp->stem);
+        int rc = ensure_parent_dir(path, err);
+        if (rc != 0)
+            return rc;
+    }
+    agon_run_result local;
+    if (!result)
+        result = &local;
+    memset(result, 0, sizeof *result);
+    snprintf(result->output_path, sizeof result->output_path, "%s", path);
+    snprintf(result->status, sizeof result->status, "failed");
+
+    agon_blas_set_threads((int)exp->train.threads);
+    game g;
+    run_log rl = {0};
+    int rc = game_setup(&g, exp, err);
+    if (rc == 0)
+        rc = open_log(&g, path, opts, &rl, err);
+    if (rc != 0) {
+        if (rl.log) {
+            agon_error ignored = {0};
+            agon_log_finish(rl.log, "failed", err->message, &ignored);
+            agon_log_close(rl.log, &ignored);
+        }
+        game_teardown(&g);
+        return rc;
+    }
+
+    progress prog = {.mode = opts->progress};
+    if (prog.mode == AGON_PROGRESS_AUTO)
+        prog.mode = isatty(STDOUT_FILENO) ? AGON_PROGRESS_TTY : AGON_PROGRESS_PLAIN;
+    prog.start = prog.last_print = now_seconds();
+    double last_flush = prog.start;
+
+    const agon__log_settings *ls = &exp->log;
+    const int64_t steps = exp->train.steps;
+    step_stats st = {0};
+    const char *status = "completed";
+    char message[AGON_ERROR_MESSAGE_MAX] = "";
+    int64_t step = 0;
+    int diverged_step = -1;
+    const char *diverged_series = NULL;
+
+    if (rl.samples)
+        rc = snapshot_samples(&g, &rl, 0, err);
+    if (rc == 0 && rl.params[0])
+        rc = snapshot_params(&rl, 0, err);
+
+    while (rc == 0 && step < steps) {
+        if (opts->stop_flag && *opts->stop_flag) {
+            status = "interrupted";
+            snprintf(message, sizeof message, "stopped by a signal after step %lld",
+                     (long long)step);
+            rc = AGON_EINTERRUPTED;
+            break;
+        }
+        step++;
+        rc = game_step(&g, step, &st, err);
+        if (rc != 0)
+            break;
+        diverged_series = non_finite_series(&st);
+        bool last = step == steps || diverged_series;
+        if (step % ls->every == 0 || last) {
+            const double row[N_SCALARS] = {st.loss_d, st.loss_g, st.d_real,
+                                           st.d_fake, st.grad_norm_d, st.grad_norm_g};
+            rc = agon_log_table_append(rl.scalars, step, row, err);
+        }
+        if (diverged_series) {
+            diverged_step = (int)step;
+            status = "diverged";
+            snprintf(message, sizeof message,
+                     "step %lld: %s is not finite; lower the learning rates or check the "
+                     "data and the loss",
+                     (long long)step, diverged_series);
+            rc = AGON_EDIVERGED;
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i < g.n_metrics; i++) {
+            if (step % g.metrics[i].choice->every == 0 || last)
+                rc = evaluate_metric(&g, &g.metrics[i], step, err);
+        }
+        if (rc == 0 && rl.samples && (step % ls->samples_every == 0 || last))
+            rc = snapshot_samples(&g, &rl, step, err);
+        if (rc == 0 && rl.params[0] && (step % ls->params_every == 0 || last))
+            rc = snapshot_params(&rl, step, err);
+        double now = now_seconds();
+        if (rc == 0 && now - last_flush >= ls->flush_seconds) {
+            rc = agon_log_flush(rl.log, err);
+            last_flush = now;
+        }
+        progress_print(&prog, step, steps, &st, false);
+    }
+    if (rc != 0 && strcmp(status, "completed") == 0) {
+        status = "failed";
+        snprintf(message, sizeof message, "%s", err->message);
+    }
+    progress_print(&prog, step, steps, &st, true);
+
+    agon_error log_err = {0};
+    int lrc = agon_log_finish(rl.log, status, message, &log_err);
+    if (lrc == 0)
+        lrc = agon_log_attr_int(rl.log, "/", "steps_done", step, &log_err);
+    if (lrc == 0 && diverged_step >= 0) {
+        lrc = agon_log_attr_int(rl.log, "/diverged", "step", diverged_step, &log_err);
+        if (lrc == 0)
+            lrc = agon_log_attr_string(rl.log, "/diverged", "series", diverged_series,
+                                       &log_err);
+    }
+    if (lrc == 0)
+        lrc = write_final_params(rl.log, g.G, AGON_ROLE_GENERATOR, &log_err);
+    if (lrc == 0)
+        lrc = write_final_params(rl.log, g.D, AGON_ROLE_DISCRIMINATOR, &log_err);
+    int crc = agon_log_close(rl.log, lrc == 0 ? &log_err : NULL);
+    if (lrc == 0)
+        lrc = crc;
+
+    result->steps_done = step;
+    result->seconds = now_seconds() - prog.start;
+    snprintf(result->status, sizeof result->status, "%s", status);
+    game_teardown(&g);
+
+    if (rc == AGON_EDIVERGED || rc == AGON_EINTERRUPTED) {
+        agon_error_set(err, rc, "%s: %s", path, message);
+    }
+    if (rc == 0 && lrc != 0) {
+        agon_error_set(err, lrc, "%s", log_err.message);
+        return lrc;
+    }
+    return rc;
+}

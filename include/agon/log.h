@@ -1,0 +1,120 @@
+/* agon/log.h — the run log: one HDF5 file per run.
+ *
+ * docs/hdf5-layout.md is the contract for what lands where; this header is
+ * the writer's API.  The file is readable by h5py, h5dump and HDFView
+ * without agon.
+ *
+ * A log goes through three phases:
+ *   SETUP   after agon_log_create: write attributes, strings and whole
+ *           datasets; declare tables and tensor series (this creates their
+ *           datasets).  Nothing can be created after SETUP while live.
+ *   LIVE    after agon_log_start: the file is in SWMR-write mode (HDF5
+ *           "libver latest"); only appends to declared tables/series and
+ *           flushes.  A reader may open it with SWMR-read meanwhile, and a
+ *           writer killed in this phase leaves every row up to its last
+ *           agon_log_flush readable (h5py swmr=True).
+ *   FINAL   after agon_log_finish: buffered rows are written, the file is
+ *           closed and reopened without SWMR, the root attributes status,
+ *           status_message and end_time are set; attributes and datasets
+ *           may be written again (final parameters, summaries) until
+ *           agon_log_close.
+ *
+ * Paths are absolute HDF5 paths ("/scalars", "/metrics/mode_coverage");
+ * missing intermediate groups are created.  Strings are stored as
+ * variable-length UTF-8.
+ */
+#ifndef AGON_LOG_H
+#define AGON_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agon/error.h"
+#include "agon/export.h"
+#include "agon/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the file layout written into the root attribute
+ * "format_version".  Bumped when docs/hdf5-layout.md changes incompatibly. */
+#define AGON_LOG_FORMAT_VERSION 1
+
+typedef struct agon_log agon_log;
+typedef struct agon_log_table agon_log_table;     /* borrowed from its log */
+typedef struct agon_log_series agon_log_series;   /* borrowed from its log */
+
+/* Creates (truncates) the file at `path`.  The parent directory must
+ * exist and be writable: errors name the path and say so (AGON_EIO).
+ * Sets root attributes format_version, agon_version, git_revision and
+ * status="running". */
+AGON_API agon_log *agon_log_create(const char *path, agon_error *err);
+
+/* ---- SETUP and FINAL phases ---------------------------------------------- */
+/* Root or group attribute on the object at `obj_path` (created as a group
+ * if missing).  Replaces an existing attribute of that name. */
+AGON_API int agon_log_attr_string(agon_log *log, const char *obj_path,
+                                  const char *name, const char *value,
+                                  agon_error *err);
+AGON_API int agon_log_attr_int(agon_log *log, const char *obj_path,
+                               const char *name, int64_t value, agon_error *err);
+AGON_API int agon_log_attr_double(agon_log *log, const char *obj_path,
+                                  const char *name, double value, agon_error *err);
+/* A scalar string dataset (e.g. "/config"). */
+AGON_API int agon_log_write_string(agon_log *log, const char *path,
+                                   const char *value, agon_error *err);
+/* A whole float32 dataset of t's shape (compressed when large). */
+AGON_API int agon_log_write_tensor(agon_log *log, const char *path,
+                                   const agon_tensor *t, agon_error *err);
+
+/* Declares a table of scalar columns: a group `path` holding a 1-D int64
+ * dataset "step" and one 1-D float64 dataset per column, all of the same
+ * length, extendible and chunked.  Rows are buffered in memory and written
+ * in blocks.  Column names must be unique and non-empty. */
+AGON_API agon_log_table *agon_log_table_create(agon_log *log, const char *path,
+                                               const char *const *columns,
+                                               size_t n_columns, agon_error *err);
+
+/* Declares a tensor series: a group `path` holding a 1-D int64 "step" and,
+ * per column, a float32 dataset [T, shape...] (chunked one snapshot per
+ * chunk, deflate-compressed), extendible along T. */
+AGON_API agon_log_series *agon_log_series_create(agon_log *log, const char *path,
+                                                 const char *const *columns,
+                                                 const agon_shape *shapes,
+                                                 size_t n_columns, agon_error *err);
+
+/* Enters the LIVE phase (H5Fstart_swmr_write). */
+AGON_API int agon_log_start(agon_log *log, agon_error *err);
+
+/* ---- LIVE phase (also allowed in SETUP) ----------------------------------- */
+/* Appends one row: values[0..n_columns).  Buffered; never allocates once
+ * the table exists. */
+AGON_API int agon_log_table_append(agon_log_table *table, int64_t step,
+                                   const double *values, agon_error *err);
+/* Appends one snapshot: data[c] points at numel(shapes[c]) floats. */
+AGON_API int agon_log_series_append(agon_log_series *series, int64_t step,
+                                    const float *const *data, agon_error *err);
+/* Writes buffered rows and flushes every dataset to the file. */
+AGON_API int agon_log_flush(agon_log *log, agon_error *err);
+
+/* ---- end ------------------------------------------------------------------ */
+/* Writes what is buffered, leaves SWMR mode (close + reopen read-write),
+ * and sets status ("completed", "diverged", "failed", "interrupted"),
+ * status_message and end_time.  Tables and series are no longer usable. */
+AGON_API int agon_log_finish(agon_log *log, const char *status, const char *message,
+                             agon_error *err);
+
+/* Closes the file and frees the log.  A log that was not finished is
+ * flushed and closed with status left as it was ("running").  NULL is a
+ * no-op.  Returns 0 or the error of the final write. */
+AGON_API int agon_log_close(agon_log *log, agon_error *err);
+
+/* Path the log was created at (borrowed). */
+AGON_API const char *agon_log_path(const agon_log *log);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGON_LOG_H */

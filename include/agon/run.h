@@ -1,0 +1,91 @@
+/* agon/run.h — experiments: resolve a YAML file into components, and play
+ * the adversarial game into a run log.
+ *
+ * The experiment file's top level (docs/config.md lists every key):
+ *   seed, description            scalars
+ *   dataset, generator, discriminator, loss, g_optimizer, d_optimizer
+ *                                maps with a `plugin:` key naming a
+ *                                component of the matching kind, plus that
+ *                                component's own parameters
+ *   metrics                      a list of such maps (plus `every`, `name`)
+ *   train, log                   the host's own settings
+ */
+#ifndef AGON_RUN_H
+#define AGON_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agon/config.h"
+#include "agon/error.h"
+#include "agon/export.h"
+#include "agon/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct agon_experiment agon_experiment;
+
+/* Loads `path`, applies the `sets` overrides ("key.path=value") in order,
+ * resolves every plugin in `reg` (borrowed; must outlive the experiment),
+ * validates every section against its schema and fills in the defaults.
+ * Reports all problems it finds in `diag` (each a positioned line).  When
+ * `instantiate` is true it also builds every component once (datasets,
+ * networks, optimizers, metrics) so that errors only a plugin can detect
+ * are found too.  Returns NULL on failure. */
+AGON_API agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
+                                               const char *const *sets, size_t n_sets,
+                                               bool instantiate, agon_diag *diag);
+
+AGON_API void agon_experiment_destroy(agon_experiment *exp);
+
+/* The fully resolved configuration as YAML (borrowed). */
+AGON_API const char *agon_experiment_yaml(const agon_experiment *exp);
+/* 16 hex characters: the start of the SHA-256 of the resolved YAML. */
+AGON_API const char *agon_experiment_run_id(const agon_experiment *exp);
+/* The resolved tree (borrowed). */
+AGON_API const agon_config *agon_experiment_config(const agon_experiment *exp);
+
+typedef enum agon_progress {
+    AGON_PROGRESS_AUTO,     /* TTY line on a terminal, plain lines otherwise */
+    AGON_PROGRESS_TTY,      /* one line rewritten in place */
+    AGON_PROGRESS_PLAIN,    /* a line every 10% of the run or 10 s */
+    AGON_PROGRESS_NONE
+} agon_progress;
+
+typedef struct agon_run_options {
+    /* Log file; NULL uses log.output from the config, and when that is
+     * empty runs/<experiment file name without .yaml>.h5. */
+    const char *output_path;
+    agon_progress progress;
+    /* Set asynchronously (e.g. by a SIGINT handler) to stop the run after
+     * the current step; the log is then finished as "interrupted". */
+    volatile sig_atomic_t *stop_flag;
+    /* Free text recorded in the log as the root attribute "command". */
+    const char *command_line;
+} agon_run_options;
+
+/* The outcome of a run. */
+typedef struct agon_run_result {
+    char output_path[4096];
+    int64_t steps_done;
+    double seconds;
+    char status[16];        /* completed, diverged, failed, interrupted */
+} agon_run_result;
+
+/* Trains and logs.  Returns 0 when the run completed; AGON_EDIVERGED when a
+ * non-finite value stopped it (the log is finished with status "diverged",
+ * naming the step and the series); AGON_EINTERRUPTED when stop_flag was
+ * raised; other codes for setup and I/O failures (err set).  `result` may
+ * be NULL. */
+AGON_API int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
+                                 agon_run_result *result, agon_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGON_RUN_H */

@@ -1,0 +1,99 @@
+/* agon/tensor.h — float32 tensors, arenas and the BLAS entry point.
+ *
+ * A tensor is a view: a data pointer plus a shape, dense and row-major
+ * (C order).  It owns nothing; memory comes from an arena (parameters,
+ * gradients, optimizer state, activation buffers), so that once a network
+ * is built the training step allocates nothing.
+ *
+ * All matrix products in agon go through agon_gemm (core/blas.c is the only
+ * file that calls BLAS).
+ */
+#ifndef AGON_TENSOR_H
+#define AGON_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agon/error.h"
+#include "agon/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AGON_MAX_DIMS 5
+
+typedef struct agon_shape {
+    int ndim;                       /* 0 .. AGON_MAX_DIMS; 0 is a scalar */
+    int64_t dim[AGON_MAX_DIMS];     /* dim[i] >= 1 for i < ndim */
+} agon_shape;
+
+typedef struct agon_tensor {
+    float *data;        /* borrowed; numel floats, contiguous */
+    agon_shape shape;
+} agon_tensor;
+
+/* Product of the dims (1 for a scalar). */
+AGON_API int64_t agon_shape_numel(const agon_shape *shape);
+/* Builds a shape of `ndim` dims from the array `dims`. */
+AGON_API agon_shape agon_shape_make(int ndim, const int64_t *dims);
+/* A shape [batch, s...] from a per-sample shape s. */
+AGON_API agon_shape agon_shape_batched(int64_t batch, const agon_shape *sample);
+/* True when both shapes have the same ndim and dims. */
+AGON_API bool agon_shape_equal(const agon_shape *a, const agon_shape *b);
+/* Writes "[2, 128]" into buf (always NUL-terminated); returns buf. */
+AGON_API char *agon_shape_format(const agon_shape *shape, char *buf, size_t cap);
+
+AGON_API int64_t agon_tensor_numel(const agon_tensor *t);
+/* A view of the first `rows` rows (along dim 0) of t. */
+AGON_API agon_tensor agon_tensor_rows(const agon_tensor *t, int64_t first, int64_t rows);
+AGON_API void agon_tensor_zero(agon_tensor *t);
+/* Sum of squares of all elements, accumulated in double. */
+AGON_API double agon_tensor_sumsq(const agon_tensor *t);
+/* True when every element is finite. */
+AGON_API bool agon_tensor_all_finite(const agon_tensor *t);
+
+/* ---- arenas ------------------------------------------------------------
+ * A bump allocator made of large blocks.  Allocations are 64-byte aligned
+ * and zero-filled, live until agon_arena_reset or agon_arena_destroy, and
+ * are never freed one by one. */
+typedef struct agon_arena agon_arena;
+
+/* Creates an empty arena; blocks are at least `block_bytes` (0: 1 MiB). */
+AGON_API agon_arena *agon_arena_create(size_t block_bytes, agon_error *err);
+/* Frees every block.  NULL is a no-op. */
+AGON_API void agon_arena_destroy(agon_arena *arena);
+/* Returns `bytes` zeroed bytes, or NULL (err set to AGON_ENOMEM). */
+AGON_API void *agon_arena_alloc(agon_arena *arena, size_t bytes, agon_error *err);
+/* Points t->data at fresh zeroed storage for `shape`; 0 or AGON_ENOMEM. */
+AGON_API int agon_arena_tensor(agon_arena *arena, agon_tensor *t,
+                               const agon_shape *shape, agon_error *err);
+/* Makes all storage reusable without returning it to the system. */
+AGON_API void agon_arena_reset(agon_arena *arena);
+/* Bytes handed out since creation or the last reset. */
+AGON_API size_t agon_arena_used(const agon_arena *arena);
+/* Number of blocks obtained from the system so far (tests use it to show
+ * that steady-state training allocates nothing). */
+AGON_API size_t agon_arena_block_count(const agon_arena *arena);
+
+/* ---- BLAS ----------------------------------------------------------------
+ * C = alpha * op(A) * op(B) + beta * C, row-major; op(X) is X or X^T.
+ * op(A) is m x k, op(B) is k x n, C is m x n; lda/ldb/ldc are the row
+ * strides of A, B and C as stored. */
+AGON_API void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n,
+                        int64_t k, float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c,
+                        int64_t ldc);
+
+/* Sets the number of BLAS threads (>= 1) for the whole process. */
+AGON_API void agon_blas_set_threads(int threads);
+AGON_API int agon_blas_get_threads(void);
+/* "OpenBLAS 0.3.21 ... (core Haswell)": what the log records. Static. */
+AGON_API const char *agon_blas_describe(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGON_TENSOR_H */

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# End-to-end tests of the agon program: runs, logs read back, errors
+# checked word for word with their exit codes.
+# usage: e2e_cli.sh AGON_BIN SOURCE_DIR BUILD_DIR
+set -u
+AGON=$1
+SRC=$2
+PY=/usr/bin/python3
+T=$(pwd)/tmp_e2e_cli
+rm -rf "$T" && mkdir -p "$T"
+cd "$T"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "[  OK  ] $1"; }
+bad() { fail=$((fail + 1)); echo "[ FAIL ] $1"; }
+
+# expect NAME EXIT_CODE EXPECTED_STDERR -- command...
+# Runs the command; checks its exit code and that stderr is exactly the
+# expected text (or anything when EXPECTED_STDERR is '*').
+expect() {
+  local name=$1 code=$2 want=$3
+  shift 4
+  "$@" >out.txt 2>err.txt
+  local rc=$?
+  local got
+  got=$(cat err.txt)
+  if [ "$rc" != "$code" ]; then
+    bad "$name: exit $rc, expected $code; stderr: $got"
+  elif [ "$want" != '*' ] && [ "$got" != "$want" ]; then
+    bad "$name: stderr was
+  $got
+expected
+  $want"
+  else
+    ok "$name"
+  fi
+}
+
+contains() { # NAME FILE TEXT
+  if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2: $(head -c 600 "$2")"; fi
+}
+
+# ---- help, plugins, validate ---------------------------------------------
+expect "help" 0 "" -- "$AGON" --help
+contains "help lists exit codes" out.txt "  6  training diverged (non-finite value)"
+expect "unknown command" 2 "agon: unknown command 'rn'; did you mean 'run'? (see agon --help)" -- "$AGON" rn
+expect "unknown option" 2 "agon: unknown option '--frobnicate' (see agon --help)" -- "$AGON" run x.yaml --frobnicate
+expect "plugins" 0 "" -- "$AGON" plugins
+for name in minimax nonsaturating mlp gaussian_mixture mode_coverage adam sgd; do
+  contains "plugins lists $name" out.txt "$name"
+done
+expect "validate ring8" 0 "" -- "$AGON" validate "$SRC/experiments/ring8.yaml"
+contains "validate prints resolved defaults" out.txt "freeze_d_from: -1"
+for f in "$SRC"/experiments/*.yaml; do
+  expect "validate $(basename "$f")" 0 "" -- "$AGON" validate "$f"
+done
+
+# ---- config errors: one positioned line each, exit 3 ----------------------
+cat >bad_loss.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+loss:
+  plugin: nonsaturatng
+EOF
+expect "unknown loss" 3 "bad_loss.yaml:3:11: loss.plugin: unknown loss 'nonsaturatng'; did you mean 'nonsaturating'?" -- "$AGON" validate bad_loss.yaml
+
+cat >bad_keys.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+train:
+  d_stpes: 2
+  steps: many
+  batch_size: 0
+EOF
+# Keys are checked in the merged map's order: the base's keys first.
+expect "several errors at once" 3 "bad_keys.yaml:4:10: train.steps: expected an integer, got 'many'
+bad_keys.yaml:5:15: train.batch_size: 0 is out of range [1, 1048576]
+bad_keys.yaml:3:3: train.d_stpes: unknown key 'd_stpes' for train; did you mean 'd_steps'?" -- "$AGON" validate bad_keys.yaml
+
+cat >bad_top.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+trian: {steps: 5}
+EOF
+expect "unknown top-level key" 3 "bad_top.yaml:2:8: trian: unknown top-level key; did you mean 'train'?" -- "$AGON" validate bad_top.yaml
+
+expect "--set typed by the schema" 3 "--set:1:1: train.d_steps: expected an integer, got 'two'" -- \
+  "$AGON" validate "$SRC/experiments/ring8.yaml" --set train.d_steps=two
+expect "--set without =" 3 "*" -- "$AGON" validate "$SRC/experiments/ring8.yaml" --set train.d_steps
+expect "missing experiment file" 5 "*" -- "$AGON" validate does_not_exist.yaml
+contains "missing file message names it" err.txt "does_not_exist.yaml"
+
+cat >bad_d.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+discriminator:
+  output_activation: sigmoid
+EOF
+expect "plugin-level check at validate" 3 "*" -- "$AGON" validate bad_d.yaml
+contains "discriminator must output a logit" err.txt "discriminator.output_activation"
+
+expect "missing plugin dir" 4 "*" -- "$AGON" plugins --plugin-path "$T/nope"
+contains "missing plugin dir names it" err.txt "$T/nope"
+
+# ---- a short run, read back -------------------------------------------------
+short=(--set train.steps=300 --set log.samples_every=100 --set metrics[0].every=100 --progress none)
+expect "short run" 0 "" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o a.h5 "${short[@]}"
+contains "run summary" out.txt "a.h5: completed, 300 steps"
+expect "show" 0 "" -- "$AGON" show a.h5
+contains "show status" out.txt "completed"
+contains "show metric" out.txt "mode_coverage"
+contains "show config" out.txt "plugin: nonsaturating"
+if h5dump -H a.h5 >/dev/null 2>&1; then ok "h5dump reads the log"; else bad "h5dump reads the log"; fi
+if "$PY" - a.h5 <<'EOF'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["status"] == "completed", f.attrs["status"]
+assert f.attrs["steps_done"] == 300
+assert f.attrs["format_version"] == 1
+assert len(f.attrs["run_id"]) == 16
+steps = f["scalars/step"][:]
+assert list(steps) == list(range(1, 301)), steps[:5]
+for s in ["loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"]:
+    v = f["scalars/" + s][:]
+    assert v.shape == (300,) and np.all(np.isfinite(v)), s
+assert list(f["metrics/mode_coverage/step"][:]) == [100, 200, 300]
+assert f["samples/x"].shape == (4, 1024, 2), f["samples/x"].shape
+assert list(f["samples/step"][:]) == [0, 100, 200, 300]
+assert "plugin: nonsaturating" in f["config"][()].decode()
+for p in ["gaussian_mixture", "mlp", "nonsaturating", "adam", "mode_coverage"]:
+    assert len(f["provenance/plugins/" + p].attrs["sha256"]) == 64, p
+assert f["final/generator/0.weight"].shape == (128, 64)
+EOF
+then ok "log layout read back with h5py"; else bad "log layout read back with h5py"; fi
+
+# ---- reproducibility ---------------------------------------------------------
+"$AGON" run "$SRC/experiments/ring8.yaml" -o b.h5 "${short[@]}" >/dev/null 2>&1
+if "$PY" "$SRC/tests/h5_compare.py" a.h5 b.h5 >cmp.txt; then
+  ok "same config and seed: identical datasets"
+else bad "same config and seed: identical datasets: $(cat cmp.txt)"; fi
+"$AGON" run "$SRC/experiments/ring8.yaml" -o c.h5 "${short[@]}" --set 'metrics=[]' >/dev/null 2>&1
+if "$PY" "$SRC/tests/h5_compare.py" a.h5 c.h5 --only scalars --only samples --only final >cmp.txt; then
+  ok "metric off: training bit-identical"
+else bad "metric off: training bit-identical: $(cat cmp.txt)"; fi
+"$AGON" run "$SRC/experiments/ring8.yaml" -o d.h5 "${short[@]}" --set seed=1 >/dev/null 2>&1
+if ! "$PY" "$SRC/tests/h5_compare.py" a.h5 d.h5 --only scalars >cmp.txt; then
+  ok "another seed: different trajectory"
+else bad "another seed: different trajectory"; fi
+
+# ---- divergence ----------------------------------------------------------------
+expect "divergence exits 6" 6 "*" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o div.h5 \
+  --set train.steps=200 --set 'd_optimizer={plugin: sgd, lr: 1e30}' \
+  --set 'g_optimizer={plugin: sgd, lr: 1e30}' --progress none
+contains "divergence message names step and series" err.txt "is not finite"
+expect "show diverged" 0 "" -- "$AGON" show div.h5 --no-config
+contains "show says diverged" out.txt "diverged"
+if h5dump -H div.h5 >/dev/null 2>&1; then ok "diverged log readable"; else bad "diverged log readable"; fi
+
+# ---- output errors ---------------------------------------------------------------
+expect "unwritable output" 5 "*" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o "$T/no/such/dir/x.h5" --set train.steps=5 --progress none
+contains "unwritable output names the path" err.txt "$T/no/such/dir/x.h5"
+expect "show a non-log" 5 "*" -- "$AGON" show bad_loss.yaml
+
+echo
+echo "e2e_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

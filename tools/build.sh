@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds agon into ./build (Release with debug info).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)"
