@@ -413,10 +413,13 @@ static void show_status(const char *path, hid_t file, int64_t last_step)
     char *start = attr_string(file, "start_time");
     char *end = attr_string(file, "end_time");
     int64_t done = 0, planned = 0;
+    /* Steps count completed training steps, so the last logged step is a
+     * lower bound; steps_done is final only once the run has ended (a
+     * live log cannot update attributes). */
     bool have_done = attr_int(file, "steps_done", &done);
     bool have_planned = attr_int(file, "steps_planned", &planned);
-    if (!have_done)
-        done = last_step + 1;
+    if (!have_done || done < last_step)
+        done = last_step > 0 ? last_step : 0;
 
     if (!status || strcmp(status, "running") == 0) {
         printf("%s: running (or interrupted), %lld steps so far\n", path, (long long)done);

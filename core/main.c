@@ -1,5 +1,6 @@
 /* The agon command: dispatch to run, validate, plugins, show. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +112,10 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
     return 0;
 }
 
-/* Loads the plugin search path; every broken plugin file is reported. */
-static agon_registry *load_registry(const cli_args *a, int *exit_code)
+/* Loads the plugin search path; every broken plugin file is reported.
+ * With `tolerant`, the plugins that did load are kept (for listing), and
+ * *exit_code still says that something failed. */
+static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_code)
 {
     agon_error err = {0};
     agon_registry *reg = agon_registry_create(&err);
@@ -129,6 +132,8 @@ static agon_registry *load_registry(const cli_args *a, int *exit_code)
             fprintf(stderr, "%s\n", diag.messages[i]);
         *exit_code = agon_status_exit_code(diag.code);
         agon_diag_fini(&diag);
+        if (tolerant)
+            return reg;
         agon_registry_destroy(reg);
         return NULL;
     }
@@ -189,7 +194,7 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
             return usage_error("--progress takes tty, plain or none, not '%s'", a->progress);
     }
     int code = 0;
-    agon_registry *reg = load_registry(a, &code);
+    agon_registry *reg = load_registry(a, false, &code);
     if (!reg)
         return code;
     agon_experiment *exp = load_experiment(reg, a, &code);
@@ -231,7 +236,7 @@ static int cmd_validate(const cli_args *a)
     if (a->n_positional != 1)
         return usage_error("%s needs exactly one experiment file", "validate");
     int code = 0;
-    agon_registry *reg = load_registry(a, &code);
+    agon_registry *reg = load_registry(a, false, &code);
     if (!reg)
         return code;
     agon_experiment *exp = load_experiment(reg, a, &code);
@@ -274,8 +279,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(&a);
     if (strcmp(cmd, "plugins") == 0) {
+        /* Lists what loaded even when some plugin file is broken; the exit
+         * code still reports the broken ones. */
         int code = 0;
-        agon_registry *reg = load_registry(&a, &code);
+        agon_registry *reg = load_registry(&a, true, &code);
         if (!reg)
             return code;
         /* The plugin command sees only its positional arguments. */
@@ -285,7 +292,7 @@ int main(int argc, char **argv)
             pargv[i + 1] = (char *)a.positional[i];
         rc = agon_cli_plugins((int)a.n_positional + 1, pargv, reg);
         agon_registry_destroy(reg);
-        return agon_status_exit_code(rc);
+        return rc != 0 ? agon_status_exit_code(rc) : code;
     }
     const char *close = agon_suggest(cmd, commands);
     if (close) {

@@ -94,9 +94,9 @@ static void zig_init(void)
         zig_f[i] = exp(-0.5 * zig_x[i] * zig_x[i]);
 }
 
-double agon_rng_normal(agon_rng *rng)
+/* The tables must be ready (zig_init ran). */
+static inline double zig_normal(agon_rng *rng)
 {
-    pthread_once(&zig_once, zig_init);
     for (;;) {
         uint64_t u = agon_rng_u64(rng);
         int layer = (int)(u & (ZIG_LAYERS - 1));
@@ -119,10 +119,17 @@ double agon_rng_normal(agon_rng *rng)
     }
 }
 
+double agon_rng_normal(agon_rng *rng)
+{
+    pthread_once(&zig_once, zig_init);
+    return zig_normal(rng);
+}
+
 void agon_rng_fill_normal(agon_rng *rng, float *x, size_t n, float mean, float std)
 {
+    pthread_once(&zig_once, zig_init);
     for (size_t i = 0; i < n; i++)
-        x[i] = (float)(mean + std * agon_rng_normal(rng));
+        x[i] = (float)(mean + std * zig_normal(rng));
 }
 
 void agon_rng_fill_uniform(agon_rng *rng, float *x, size_t n, float lo, float hi)

@@ -598,6 +598,15 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         rc = agon_log_attr_string(log, path, "plugin", m->choice->choice.component->name, err);
         if (rc == 0)
             rc = agon_log_attr_int(log, path, "every", m->choice->every, err);
+        /* The metric's resolved settings (sample counts, thresholds) are its
+         * provenance: a value is only comparable with its settings. */
+        const agon_node *section = m->choice->choice.section;
+        for (size_t k = 0; rc == 0 && k < agon_node_len(section); k++) {
+            const char *key = agon_node_key_at(section, k);
+            const char *text = agon_node_scalar(agon_node_at(section, k));
+            if (text && strcmp(key, "plugin") != 0 && strcmp(key, "every") != 0)
+                rc = agon_log_attr_string(log, path, key, text, err);
+        }
         if (rc != 0)
             return rc;
     }
@@ -681,6 +690,8 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
         return;
     double now = now_seconds();
     double elapsed = now - p->start;
+    if (final && p->mode == AGON_PROGRESS_PLAIN && p->last_step_printed == step)
+        return;
     if (!final) {
         if (p->mode == AGON_PROGRESS_TTY && now - p->last_print < 0.1)
             return;

@@ -96,6 +96,13 @@ EOF
 expect "plugin-level check at validate" 3 "*" -- "$AGON" validate bad_d.yaml
 contains "discriminator must output a logit" err.txt "discriminator.output_activation"
 
+FIX=$3/tests/fixtures
+expect "broken plugin on the search path" 4 "$FIX/wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI 999, this agon has ABI 1; rebuild the plugin against this agon's headers" -- \
+  "$AGON" validate "$SRC/experiments/ring8.yaml" --plugin-path "$FIX/wrong_abi"
+expect "plugins lists what loaded despite a broken file" 4 "*" -- "$AGON" plugins --plugin-path "$FIX/wrong_abi"
+contains "plugins still lists the good ones" out.txt "gaussian_mixture"
+contains "plugins names the broken file" err.txt "wrong_abi.so: plugin abi failed"
+
 expect "missing plugin dir" 4 "*" -- "$AGON" plugins --plugin-path "$T/nope"
 contains "missing plugin dir names it" err.txt "$T/nope"
 
@@ -121,6 +128,8 @@ for s in ["loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g"]:
     v = f["scalars/" + s][:]
     assert v.shape == (300,) and np.all(np.isfinite(v)), s
 assert list(f["metrics/mode_coverage/step"][:]) == [100, 200, 300]
+assert f["metrics/mode_coverage"].attrs["n_samples"] == "2500"
+assert f["metrics/mode_coverage"].attrs["plugin"] == "mode_coverage"
 assert f["samples/x"].shape == (4, 1024, 2), f["samples/x"].shape
 assert list(f["samples/step"][:]) == [0, 100, 200, 300]
 assert "plugin: nonsaturating" in f["config"][()].decode()
@@ -135,6 +144,12 @@ then ok "log layout read back with h5py"; else bad "log layout read back with h5
 if "$PY" "$SRC/tests/h5_compare.py" a.h5 b.h5 >cmp.txt; then
   ok "same config and seed: identical datasets"
 else bad "same config and seed: identical datasets: $(cat cmp.txt)"; fi
+# h5diff, the HDF5 tool, agrees: only the timestamps and the command line
+# (which names the output file) differ.
+h5diff a.h5 b.h5 >h5diff.txt 2>&1
+if [ -s h5diff.txt ] && ! grep -vqE '^attribute: <(command|start_time|end_time) of </>> and <(command|start_time|end_time) of </>>$|^[0-9]+ differences? found$' h5diff.txt; then
+  ok "h5diff: only timestamps and command differ"
+else bad "h5diff: only timestamps and command differ: $(head -c 800 h5diff.txt)"; fi
 "$AGON" run "$SRC/experiments/ring8.yaml" -o c.h5 "${short[@]}" --set 'metrics=[]' >/dev/null 2>&1
 if "$PY" "$SRC/tests/h5_compare.py" a.h5 c.h5 --only scalars --only samples --only final >cmp.txt; then
   ok "metric off: training bit-identical"

@@ -651,6 +651,8 @@ static void test_finish_with_reader(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        close(to_child[1]);
+        close(to_parent[0]);
         char c;
         if (read(to_child[0], &c, 1) != 1)
             _exit(2);
@@ -678,8 +680,11 @@ static void test_finish_with_reader(void **state)
     assert_int_equal(read(to_parent[0], &c, 1), 1);
     assert_int_equal(c, 'o');
     int rc = agon_log_finish(log, "completed", "", &err);
-    if (rc)
+    if (rc) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
         fail_msg("%s", err.message);
+    }
     assert_int_equal(agon_log_attr_int(log, "/", "steps_done", 1, &err), 0);
     assert_int_equal(agon_log_close(log, &err), 0);
     assert_int_equal(write(to_child[1], &c, 1), 1);
@@ -706,6 +711,7 @@ static void write_show_log(const char *path, const char *status, const char *mes
     assert_int_equal(agon_log_attr_string(log, "/", "run_id", "3f2a9c0d1e2b4a5f", &err), 0);
     assert_int_equal(agon_log_attr_int(log, "/", "seed", 0, &err), 0);
     assert_int_equal(agon_log_attr_int(log, "/", "steps_planned", 10000, &err), 0);
+    assert_int_equal(agon_log_attr_int(log, "/", "steps_done", 0, &err), 0);
     assert_int_equal(agon_log_write_string(log, "/config", "seed: 0\nmodel:\n  hidden: 128\n",
                                            &err), 0);
     agon_log_table *sc = agon_log_table_create(log, "/scalars", scalar_columns, 6, &err);
@@ -715,9 +721,10 @@ static void write_show_log(const char *path, const char *status, const char *mes
     agon_log_table *fid = agon_log_table_create(log, "/metrics/frechet", fid_cols, 1, &err);
     assert_true(sc && mc && fid);
     assert_int_equal(agon_log_start(log, &err), 0);
-    for (int64_t s = 0; s < 10000; s++) {
+    /* As core/train.c logs: step s is written after s training steps. */
+    for (int64_t s = 1; s <= 10000; s++) {
         double v[6] = {2.0, 2.0, 0.5, 0.5, 1.0, 1.0};
-        if (s == 9999) {
+        if (s == 10000) {
             double last[6] = {1.2312, 0.7741, 0.512, 0.481, 0.0541, 0.0312};
             memcpy(v, last, sizeof v);
         }
@@ -752,7 +759,7 @@ static void test_show_finished(void **state)
     snprintf(want, sizeof want,
              "%s: completed, 10000/10000 steps, 3725 s (1:02:05)\n"
              "run 3f2a9c0d1e2b4a5f  seed 0  agon %s (rev abc123)  started 2026-11-22T22:49:47Z\n"
-             "last step 9999: loss_d 1.2312  loss_g 0.7741  D(x) 0.512  D(G(z)) 0.481  "
+             "last step 10000: loss_d 1.2312  loss_g 0.7741  D(x) 0.512  D(G(z)) 0.481  "
              "|grad G| 0.0312  |grad D| 0.0541\n"
              "metric frechet: no values yet\n"
              "metric mode_coverage @ step 10000: modes 8  high_quality 93.1  kl 0.0123\n"
@@ -776,12 +783,12 @@ static void test_show_finished(void **state)
     free(errtext);
 
     snprintf(path, sizeof path, "%s/d.h5", dir);
-    write_show_log(path, "diverged", "loss_d is not finite at step 9999");
+    write_show_log(path, "diverged", "loss_d is not finite at step 10000");
     char *argv3[] = {"show", "--no-config", path, NULL};
     t_capture_show(3, argv3, &rc, &out, &errtext);
     assert_int_equal(rc, 0);
     snprintf(want, sizeof want,
-             "%s: diverged (loss_d is not finite at step 9999), 10000/10000 steps, 3725 s "
+             "%s: diverged (loss_d is not finite at step 10000), 10000/10000 steps, 3725 s "
              "(1:02:05)\n", path);
     assert_memory_equal(out, want, strlen(want));
     free(out);
@@ -956,6 +963,20 @@ static int64_t read_report(int fd)
     return got == (ssize_t)sizeof n ? n : -1;
 }
 
+/* The running writer, killed by the teardown when an assertion fails
+ * before the test's own kill. */
+static pid_t crash_child = -1;
+
+static int kill_crash_child(void **state)
+{
+    if (crash_child > 0) {
+        kill(crash_child, SIGKILL);
+        waitpid(crash_child, NULL, 0);
+    }
+    crash_child = -1;
+    return 0;
+}
+
 static void crash_trial(const char *dir, int trial, int reports_before_kill)
 {
     char path[512];
@@ -970,15 +991,13 @@ static void crash_trial(const char *dir, int trial, int reports_before_kill)
         close(fds[0]);
         crash_writer(path, fds[1]);
     }
+    crash_child = pid;
     close(fds[1]);
     int64_t last = 0;
     for (int r = 0; r < reports_before_kill; r++) {
         int64_t n = read_report(fds[0]);
-        if (n < 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
+        if (n < 0)
             fail_msg("crash writer stopped before its report %d", r);
-        }
         last = n;
         /* Halfway, read the live file while the writer keeps going. */
         if (r == reports_before_kill / 2)
@@ -987,6 +1006,7 @@ static void crash_trial(const char *dir, int trial, int reports_before_kill)
     assert_int_equal(kill(pid, SIGKILL), 0);
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
+    crash_child = -1;
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     for (int64_t n; (n = read_report(fds[0])) >= 0;)
         last = n;
@@ -1002,8 +1022,9 @@ static void crash_trial(const char *dir, int trial, int reports_before_kill)
     char prefix[600];
     snprintf(prefix, sizeof prefix, "%s: running (or interrupted), ", path);
     assert_memory_equal(out, prefix, strlen(prefix));
+    /* This writer numbers its rows from step 0. */
     long long so_far = atoll(out + strlen(prefix));
-    assert_true(so_far >= last);
+    assert_true(so_far >= last - 1);
     free(out);
     free(errtext);
 
@@ -1038,7 +1059,7 @@ int main(void)
         cmocka_unit_test(test_create_errors), cmocka_unit_test(test_phase_errors),
         cmocka_unit_test(test_finish_with_reader),
         cmocka_unit_test(test_show_finished), cmocka_unit_test(test_show_errors),
-        cmocka_unit_test(test_crash_kill9),
+        cmocka_unit_test_teardown(test_crash_kill9, kill_crash_child),
     };
     return cmocka_run_group_tests_name("h5log", tests, NULL, NULL);
 }
