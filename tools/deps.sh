@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake make gcc pkg-config git
+  build-essential cmake pkg-config git
   libyaml-dev libopenblas-dev libhdf5-dev hdf5-tools libcmocka-dev
   python3 python3-h5py python3-numpy
 )
