@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "agon/log.h"
+#include "agon/loss.h"
 #include "agon/run.h"
 #include "experiment_int.h"
 #include "train_int.h"
@@ -281,10 +282,8 @@ int agon__experiment_check_build(agon_experiment *exp, agon_error *err)
 static double mean_sigmoid(const float *logits, int64_t n)
 {
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double l = logits[i];
-        sum += l >= 0 ? 1.0 / (1.0 + exp(-l)) : exp(l) / (1.0 + exp(l));
-    }
+    for (int64_t i = 0; i < n; i++)
+        sum += agon_sigmoid(logits[i]);
     return sum / (double)n;
 }
 

@@ -7,6 +7,7 @@
 #include "agon/error.h"
 #include "agon/export.h"
 #include "agon/log.h"
+#include "agon/loss.h"
 #include "agon/nn.h"
 #include "agon/optim.h"
 #include "agon/plugin.h"

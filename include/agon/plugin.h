@@ -31,6 +31,7 @@
 #include "agon/config.h"
 #include "agon/error.h"
 #include "agon/export.h"
+#include "agon/loss.h"
 #include "agon/nn.h"
 #include "agon/optim.h"
 #include "agon/rng.h"

@@ -1,11 +1,11 @@
 /* minimax — the original GAN loss of Goodfellow et al. (2014), in which the
  * generator minimises the value function itself (the "saturating" loss).
  *
- *   V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))],   D = sigmoid(l)
+ *   V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))],   D = agon_sigmoid(l)
  *
  * Everything is computed from discriminator logits l with
- *   log D(l)     = -softplus(-l)
- *   log(1 - D(l)) = -softplus(l)
+ *   log D(l)     = -agon_softplus(-l)
+ *   log(1 - D(l)) = -agon_softplus(l)
  *   softplus(x)  = max(x, 0) + log1p(exp(-|x|))
  * so that no exp() can overflow and log() never sees 0.
  *
@@ -24,69 +24,25 @@
  * is the saturation the non-saturating loss (nonsaturating.c) avoids.
  *
  * Gradient pointers may be NULL when only the value is wanted.
- *
- * The logit helpers are repeated in nonsaturating.c on purpose: each loss
- * is a self-contained plugin file that a researcher can copy and modify.
  */
-#include <math.h>
-
+#include "agon/loss.h"
 #include "agon/plugin.h"
-
-static double softplus(double x)
-{
-    return fmax(x, 0.0) + log1p(exp(-fabs(x)));
-}
-
-/* Only ever evaluates exp of a non-positive number, so l = +-1000 gives
- * exactly 1 or 0 instead of inf/inf. */
-static double sigmoid(double x)
-{
-    if (x >= 0.0)
-        return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
-
-static double minimax_d_loss(const float *real_logits, size_t n_real,
-                             const float *fake_logits, size_t n_fake,
-                             float *d_real, float *d_fake)
-{
-    double real_sum = 0.0, fake_sum = 0.0;
-    for (size_t i = 0; i < n_real; i++) {
-        double l = real_logits[i];
-        real_sum += softplus(-l);
-        if (d_real)
-            d_real[i] = (float)(-sigmoid(-l) / (double)n_real);
-    }
-    for (size_t i = 0; i < n_fake; i++) {
-        double l = fake_logits[i];
-        fake_sum += softplus(l);
-        if (d_fake)
-            d_fake[i] = (float)(sigmoid(l) / (double)n_fake);
-    }
-    double loss = 0.0;
-    if (n_real > 0)
-        loss += real_sum / (double)n_real;
-    if (n_fake > 0)
-        loss += fake_sum / (double)n_fake;
-    return loss;
-}
 
 static double minimax_g_loss(const float *fake_logits, size_t n, float *d_fake)
 {
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         double l = fake_logits[i];
-        sum -= softplus(l);
+        sum -= agon_softplus(l);
         if (d_fake)
-            d_fake[i] = (float)(-sigmoid(l) / (double)n);
+            d_fake[i] = (float)(-agon_sigmoid(l) / (double)n);
     }
     return n > 0 ? sum / (double)n : 0.0;
 }
 
 static const agon_loss_vtable minimax_vtable = {
     sizeof(agon_loss_vtable),
-    minimax_d_loss,
+    agon_gan_d_loss, /* the value function's D loss, from libagon */
     minimax_g_loss,
 };
 
