@@ -13,9 +13,11 @@ static const char usage_text[] =
     "usage: agon COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run FILE.yaml [--set KEY.PATH=VALUE]... [-o OUT.h5] [--quiet] [--progress tty|plain|none]\n"
+    "  run FILE.yaml [--set KEY.PATH=VALUE]... [-o OUT.h5] [--overwrite] [--quiet]\n"
+    "                 [--progress tty|plain|none]\n"
     "                 train the experiment and write its HDF5 log\n"
-    "                 (default log: log.output, else runs/<FILE name>.h5)\n"
+    "                 (default log: log.output, else runs/<FILE name>.h5;\n"
+    "                 an existing log is replaced only with --overwrite)\n"
     "  validate FILE.yaml [--set KEY.PATH=VALUE]...\n"
     "                 check the experiment against the plugins' schemas and print\n"
     "                 the fully resolved configuration, or every error found\n"
@@ -62,6 +64,7 @@ typedef struct cli_args {
     const char *progress;
     int quiet;
     int no_config;
+    int overwrite;
 } cli_args;
 
 /* Parses argv[first..]; returns 0 or an exit code after printing an error. */
@@ -98,6 +101,8 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             a->progress = value;
         } else if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
             a->quiet = 1;
+        } else if (strcmp(arg, "--overwrite") == 0) {
+            a->overwrite = 1;
         } else if (strcmp(arg, "--no-config") == 0) {
             a->no_config = 1;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -215,6 +220,7 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
         .progress = progress,
         .stop_flag = &stop_requested,
         .command_line = command,
+        .overwrite = a->overwrite != 0,
     };
     agon_run_result result;
     agon_error err = {0};

@@ -746,6 +746,11 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         if (rc != 0)
             return rc;
     }
+    if (!opts->overwrite && access(path, F_OK) == 0)
+        return agon_error_set(err, AGON_EIO,
+                              "%s: already exists; choose another output path (-o) or pass "
+                              "--overwrite to replace it",
+                              path);
     agon_run_result local;
     if (!result)
         result = &local;

@@ -159,6 +159,17 @@ if ! "$PY" "$SRC/tests/h5_compare.py" a.h5 d.h5 --only scalars >cmp.txt; then
   ok "another seed: different trajectory"
 else bad "another seed: different trajectory"; fi
 
+# An existing log is never replaced by accident.
+expect "existing output refused" 5 "a.h5: already exists; choose another output path (-o) or pass --overwrite to replace it" -- \
+  "$AGON" run "$SRC/experiments/ring8.yaml" -o a.h5 "${short[@]}" --set seed=5
+if "$PY" "$SRC/tests/h5_compare.py" a.h5 b.h5 >cmp.txt; then
+  ok "refused run left the existing log untouched"
+else bad "refused run left the existing log untouched: $(cat cmp.txt)"; fi
+expect "--overwrite replaces" 0 "" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o b.h5 "${short[@]}" --overwrite
+if "$PY" "$SRC/tests/h5_compare.py" a.h5 b.h5 >cmp.txt; then
+  ok "overwritten log identical to the first"
+else bad "overwritten log identical to the first: $(cat cmp.txt)"; fi
+
 # ---- divergence ----------------------------------------------------------------
 expect "divergence exits 6" 6 "*" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o div.h5 \
   --set train.steps=200 --set 'd_optimizer={plugin: sgd, lr: 1e30}' \

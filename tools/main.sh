@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
 mkdir -p runs
-./build/bin/agon run experiments/ring8.yaml -o runs/ring8.h5
+./build/bin/agon run experiments/ring8.yaml -o runs/ring8.h5 --overwrite
 ./build/bin/agon show runs/ring8.h5 --no-config

@@ -66,6 +66,10 @@ typedef struct agon_run_options {
     volatile sig_atomic_t *stop_flag;
     /* Free text recorded in the log as the root attribute "command". */
     const char *command_line;
+    /* An existing file at the output path is replaced only when this is
+     * true; otherwise the run fails before writing anything (AGON_EIO), so
+     * that no earlier log is lost by accident. */
+    bool overwrite;
 } agon_run_options;
 
 /* The outcome of a run. */
