@@ -17,6 +17,9 @@
 #define COUNT_MALLOC 0
 #else
 #define COUNT_MALLOC 1
+/* Default visibility, so that the executable's definitions interpose the C
+ * library's for every shared object (the build hides symbols by default). */
+#define INTERPOSE __attribute__((visibility("default")))
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
@@ -27,35 +30,35 @@ static volatile int counting;
 static volatile long n_allocs;
 
 #if COUNT_MALLOC
-void *malloc(size_t n)
+INTERPOSE void *malloc(size_t n)
 {
     if (counting)
         n_allocs++;
     return __libc_malloc(n);
 }
 
-void *calloc(size_t n, size_t size)
+INTERPOSE void *calloc(size_t n, size_t size)
 {
     if (counting)
         n_allocs++;
     return __libc_calloc(n, size);
 }
 
-void *realloc(void *p, size_t n)
+INTERPOSE void *realloc(void *p, size_t n)
 {
     if (counting)
         n_allocs++;
     return __libc_realloc(p, n);
 }
 
-void *aligned_alloc(size_t align, size_t n)
+INTERPOSE void *aligned_alloc(size_t align, size_t n)
 {
     if (counting)
         n_allocs++;
     return __libc_memalign(align, n);
 }
 
-int posix_memalign(void **out, size_t align, size_t n)
+INTERPOSE int posix_memalign(void **out, size_t align, size_t n)
 {
     if (counting)
         n_allocs++;
