@@ -30,18 +30,33 @@ static const char usage_text[] =
     "                      $AGON_PLUGIN_PATH, then the built-in plugin folder\n"
     "  -h, --help          this text;  --version  the version\n";
 
+/* The table is built from AGON_STATUS_MAP, so it cannot disagree with what
+ * the program returns; statuses sharing an exit code share its line. */
 static void print_exit_codes(FILE *out)
 {
+    static const struct {
+        int exit_code;
+        const char *text;
+    } rows[] = {
+#define AGON__EXIT_ROW(name, value, exit_code, text) {exit_code, text},
+        AGON_STATUS_MAP(AGON__EXIT_ROW)
+#undef AGON__EXIT_ROW
+    };
+    const size_t n = sizeof rows / sizeof rows[0];
     fprintf(out, "\nexit codes:\n");
-    int printed[256] = {0};
-#define AGON__EXIT_LINE(name, value, exit_code, text)                                   \
-    if (!printed[exit_code]) {                                                          \
-        printed[exit_code] = 1;                                                         \
-        fprintf(out, "  %3d  %s\n", exit_code, exit_code == 0 ? "success" : text);      \
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen = seen || rows[j].exit_code == rows[i].exit_code;
+        if (seen)
+            continue;
+        fprintf(out, "  %3d  %s", rows[i].exit_code, rows[i].text);
+        for (size_t j = i + 1; j < n; j++) {
+            if (rows[j].exit_code == rows[i].exit_code)
+                fprintf(out, "; %s", rows[j].text);
+        }
+        fputc('\n', out);
     }
-    AGON_STATUS_MAP(AGON__EXIT_LINE)
-#undef AGON__EXIT_LINE
-    fprintf(out, "       (5 also: an input file has the wrong content or layout)\n");
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -259,7 +274,7 @@ static const char *const commands[] = {"run", "validate", "plugins", "show", NUL
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage_text, stderr);
+        fprintf(stderr, "agon: missing command (run, validate, plugins or show); see agon --help\n");
         return agon_status_exit_code(AGON_EUSAGE);
     }
     const char *cmd = argv[1];
