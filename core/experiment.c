@@ -257,6 +257,17 @@ static void resolve_metrics(agon_experiment *exp, agon_diag *diag)
                             diag))
             continue;
         agon_error err = {0};
+        if (!agon_node_get(section, "every")) {
+            /* Record the default in the resolved config like every other. */
+            char assignment[64];
+            snprintf(assignment, sizeof assignment, "metrics[%zu].every=1000", i);
+            if (agon_config_set(exp->cfg, assignment, 0, &err) != 0) {
+                agon_diag_add_error(diag, &err);
+                continue;
+            }
+            section = agon_node_at(agon_node_get(agon_config_root(exp->cfg), "metrics"), i);
+            m->choice.section = section;
+        }
         if (agon_cfg_opt_int(section, "every", 1000, &m->every, &err) != 0) {
             agon_diag_add_error(diag, &err);
             continue;

@@ -88,6 +88,35 @@ expect "--set without =" 3 "*" -- "$AGON" validate "$SRC/experiments/ring8.yaml"
 expect "missing experiment file" 5 "*" -- "$AGON" validate does_not_exist.yaml
 contains "missing file message names it" err.txt "does_not_exist.yaml"
 
+cat >minimal.yaml <<EOF
+dataset: {plugin: gaussian_mixture}
+generator: {plugin: mlp}
+discriminator: {plugin: mlp}
+loss: {plugin: nonsaturating}
+metrics:
+  - plugin: mode_coverage
+EOF
+expect "minimal experiment validates" 0 "" -- "$AGON" validate minimal.yaml
+if "$PY" - out.txt <<'EOF'
+import sys
+text = open(sys.argv[1]).read()
+assert "d_optimizer:\n  plugin: adam\n" in text, text
+assert "g_optimizer:\n  plugin: adam\n" in text, text
+assert "  every: 1000\n" in text, text
+EOF
+then ok "defaults: adam optimizers, metric every 1000"; else bad "defaults: adam optimizers, metric every 1000"; fi
+expect "metric every 0" 3 "--set:1:1: metrics[0].every: 0 is out of range [1, 1e12]; metrics run every N >= 1 steps and at the last step" -- \
+  "$AGON" validate minimal.yaml --set metrics[0].every=0
+expect "metric used twice" 3 "*" -- \
+  "$AGON" validate minimal.yaml --set 'metrics=[{plugin: mode_coverage}, {plugin: mode_coverage}]'
+contains "metric used twice names it" err.txt "metric name 'mode_coverage' is used twice; give one of them 'name: OTHER'"
+expect "simultaneous needs single steps" 3 "*" -- \
+  "$AGON" validate minimal.yaml --set train.update=simultaneous --set train.d_steps=2
+contains "simultaneous message says what to do" err.txt "set d_steps and g_steps to 1 or use update: alternating"
+expect "metric default interval" 0 "" -- "$AGON" run minimal.yaml -o every.h5 --set train.steps=2500 --set train.batch_size=16 --set metrics[0].n_samples=50 --quiet
+if "$PY" -c "import h5py,sys; s=list(h5py.File('every.h5','r')['metrics/mode_coverage/step'][:]); sys.exit(0 if s==[1000,2000,2500] else 1)"; then
+  ok "metric runs every 1000 steps and at the last"; else bad "metric runs every 1000 steps and at the last"; fi
+
 cat >bad_d.yaml <<EOF
 base: $SRC/experiments/ring8.yaml
 discriminator:

@@ -50,8 +50,8 @@ static agon_registry *registry(void)
     assert_non_null(reg);
     agon_diag diag;
     agon_diag_init(&diag);
-    const char *dirs[] = {AGON_TEST_PLUGIN_DIR};
-    assert_int_equal(agon_registry_load_dir(reg, dirs[0], true, &diag), 0);
+    assert_int_equal(agon_registry_load_dir(reg, AGON_TEST_PLUGIN_DIR, true, &diag), 0);
+    assert_int_equal(agon_registry_load_dir(reg, AGON_TEST_PROBE_DIR, true, &diag), 0);
     agon_diag_fini(&diag);
     return reg;
 }
@@ -91,6 +91,45 @@ static size_t read_floats(const char *file, const char *path, float *out, size_t
     H5Dclose(d);
     H5Fclose(f);
     return (size_t)n;
+}
+
+/* Reads a whole int64 dataset (at most cap values); returns the count. */
+static size_t read_ints(const char *file, const char *path, int64_t *out, size_t cap)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    assert_true(n > 0 && (size_t)n <= cap);
+    assert_true(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    return (size_t)n;
+}
+
+static int64_t read_root_int(const char *file, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    assert_true(a >= 0);
+    int64_t v = 0;
+    assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return v;
+}
+
+static void assert_steps(const char *file, const char *path, const int64_t *want, size_t n)
+{
+    int64_t got[64];
+    size_t m = read_ints(file, path, got, 64);
+    assert_int_equal(m, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(got[i], want[i]);
 }
 
 /* No logging, metrics or snapshots during the steps: whatever a longer run
@@ -171,9 +210,12 @@ static void test_schedules_differ(void **st)
     const char *base[] = {"train.steps=20", "metrics=[]"};
     const char *two[] = {"train.steps=20", "metrics=[]", "train.d_steps=2"};
     const char *sim[] = {"train.steps=20", "metrics=[]", "train.update=simultaneous"};
+    const char *g2[] = {"train.steps=20", "metrics=[]", "train.g_steps=2"};
     assert_int_equal(run(reg, "sched_a.h5", base, 2, NULL, &r), 0);
     assert_int_equal(run(reg, "sched_b.h5", two, 3, NULL, &r), 0);
     assert_int_equal(run(reg, "sched_c.h5", sim, 3, NULL, &r), 0);
+    static float d[200];
+    assert_int_equal(run(reg, "sched_d.h5", g2, 3, NULL, &r), 0);
     size_t n = read_floats("sched_a.h5", "/scalars/loss_g", a, 200);
     assert_int_equal(read_floats("sched_b.h5", "/scalars/loss_g", b, 200), n);
     assert_int_equal(read_floats("sched_c.h5", "/scalars/loss_g", c, 200), n);
@@ -181,6 +223,8 @@ static void test_schedules_differ(void **st)
      * from the same D: the curves differ from the first step on. */
     assert_true(memcmp(a, b, n * sizeof(float)) != 0);
     assert_true(memcmp(a, c, n * sizeof(float)) != 0);
+    assert_int_equal(read_floats("sched_d.h5", "/scalars/loss_g", d, 200), n);
+    assert_true(memcmp(a, d, n * sizeof(float)) != 0);
     for (size_t i = 0; i < n; i++)
         assert_true(isfinite(a[i]) && isfinite(b[i]) && isfinite(c[i]));
     agon_registry_destroy(reg);
@@ -219,8 +263,214 @@ static void test_divergence(void **st)
     assert_true(r.steps_done >= 1 && r.steps_done < 100);
     float loss[100];
     size_t n = read_floats("diverged.h5", "/scalars/loss_d", loss, 100);
-    /* The diverging step's row is logged too. */
+    /* The diverging step's row is logged too, and the log says how far it got. */
     assert_int_equal((int64_t)n, r.steps_done);
+    assert_int_equal(read_root_int("diverged.h5", "steps_done"), r.steps_done);
+    agon_registry_destroy(reg);
+}
+
+
+/* With G frozen, D learns to tell the ring from G's initial output: the
+ * D update really runs, on the right halves, and d_real/d_fake are logged
+ * from the right halves. */
+static void test_d_learns_against_frozen_g(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=200", "train.batch_size=128", "metrics=[]",
+                          "train.freeze_g_from=1", "log.params_every=1000"};
+    assert_int_equal(run(reg, "d_only.h5", sets, 5, NULL, &r), 0);
+    static float d_real[200], d_fake[200];
+    size_t n = read_floats("d_only.h5", "/scalars/d_real", d_real, 200);
+    read_floats("d_only.h5", "/scalars/d_fake", d_fake, 200);
+    assert_true(d_real[n - 1] > 0.9f);
+    assert_true(d_fake[n - 1] < 0.1f);
+    static float first[40000], last[40000];
+    n = read_floats("d_only.h5", "/final/discriminator/0.weight", last, 40000);
+    read_floats("d_only.h5", "/params/discriminator/0.weight", first, 40000);
+    assert_true(memcmp(first, last, n * sizeof(float)) != 0);
+    agon_registry_destroy(reg);
+}
+
+/* The generator's backward pass through D must not touch D's gradients:
+ * after one step with G frozen, D is the same whether G's gradient was
+ * taken before D's update (simultaneous) or after it (alternating). */
+static void test_g_step_leaves_d_gradients(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *alt[] = {"train.steps=1", "metrics=[]", "train.freeze_g_from=1"};
+    const char *sim[] = {"train.steps=1", "metrics=[]", "train.freeze_g_from=1",
+                         "train.update=simultaneous"};
+    assert_int_equal(run(reg, "leak_alt.h5", alt, 3, NULL, &r), 0);
+    assert_int_equal(run(reg, "leak_sim.h5", sim, 4, NULL, &r), 0);
+    static float a[40000], b[40000];
+    const char *params[] = {"/final/discriminator/0.weight", "/final/discriminator/2.weight",
+                            "/final/discriminator/4.weight", "/final/discriminator/4.bias"};
+    for (size_t i = 0; i < 4; i++) {
+        size_t n = read_floats("leak_alt.h5", params[i], a, 40000);
+        assert_int_equal(read_floats("leak_sim.h5", params[i], b, 40000), n);
+        assert_memory_equal(a, b, n * sizeof(float));
+    }
+    agon_registry_destroy(reg);
+}
+
+/* Simultaneous updates take G's loss on the same fake batch and the same
+ * D as the D loss: with one sample, loss_g = -log d_fake at every step
+ * (non-saturating loss). */
+static void test_simultaneous_uses_one_fake_batch(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=30", "metrics=[]", "train.batch_size=1",
+                          "train.update=simultaneous"};
+    assert_int_equal(run(reg, "sim_one.h5", sets, 4, NULL, &r), 0);
+    float loss_g[30], d_fake[30];
+    size_t n = read_floats("sim_one.h5", "/scalars/loss_g", loss_g, 30);
+    assert_int_equal(read_floats("sim_one.h5", "/scalars/d_fake", d_fake, 30), n);
+    for (size_t i = 0; i < n; i++) {
+        double want = -log((double)d_fake[i]);
+        if (fabs(loss_g[i] - want) > 1e-5 * (1.0 + fabs(want)))
+            fail_msg("step %zu: loss_g %.9g, -log d_fake %.9g", i + 1, (double)loss_g[i], want);
+    }
+    agon_registry_destroy(reg);
+}
+
+/* With both networks frozen, every step sees fresh batches from the same
+ * networks: gradient norms stay level (gradients are zeroed each step, not
+ * accumulated) and D's view of the fakes varies (fresh fakes reach D). */
+static void test_frozen_networks_fresh_batches(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=50", "metrics=[]", "train.batch_size=128",
+                          "train.freeze_d_from=1", "train.freeze_g_from=1"};
+    assert_int_equal(run(reg, "frozen.h5", sets, 5, NULL, &r), 0);
+    float gn[2][50], d_fake[50];
+    size_t n = read_floats("frozen.h5", "/scalars/grad_norm_g", gn[0], 50);
+    read_floats("frozen.h5", "/scalars/grad_norm_d", gn[1], 50);
+    read_floats("frozen.h5", "/scalars/d_fake", d_fake, 50);
+    for (int k = 0; k < 2; k++) {
+        float lo = gn[k][0], hi = gn[k][0];
+        for (size_t i = 1; i < n; i++) {
+            lo = fminf(lo, gn[k][i]);
+            hi = fmaxf(hi, gn[k][i]);
+        }
+        assert_true(lo > 0.0f && hi / lo < 2.0f);
+    }
+    bool varies = false;
+    for (size_t i = 1; i < n; i++)
+        varies = varies || d_fake[i] != d_fake[0];
+    assert_true(varies);
+    agon_registry_destroy(reg);
+}
+
+/* A linear generator x = W z (no bias, latent_dim 2) lets the test recover
+ * the fixed latent batch from the step-0 snapshot: z = W^-1 x.  Uniform
+ * latents lie in [-1, 1]; normal ones do not. */
+static double max_abs_latent(agon_registry *reg, const char *out, const char *latent)
+{
+    agon_run_result r;
+    char latent_set[64];
+    snprintf(latent_set, sizeof latent_set, "train.latent=%s", latent);
+    const char *sets[] = {"train.steps=1", "metrics=[]", "train.latent_dim=2",
+                          "generator={plugin: mlp, hidden: [], bias: false}",
+                          "log.params_every=1000", "log.n_samples=512", latent_set};
+    assert_int_equal(run(reg, out, sets, 7, NULL, &r), 0);
+    static float x[2 * 512 * 2];
+    float w[2 * 4];
+    size_t n = read_floats(out, "/samples/x", x, sizeof x / sizeof x[0]);
+    assert_int_equal(n, 2 * 512 * 2);
+    read_floats(out, "/params/generator/0.weight", w, 8);
+    double det = (double)w[0] * w[3] - (double)w[1] * w[2];
+    assert_true(fabs(det) > 1e-6);
+    double worst = 0.0;
+    for (int i = 0; i < 512; i++) {
+        double x0 = x[2 * i], x1 = x[2 * i + 1];
+        double z0 = (w[3] * x0 - w[1] * x1) / det, z1 = (-w[2] * x0 + w[0] * x1) / det;
+        worst = fmax(worst, fmax(fabs(z0), fabs(z1)));
+    }
+    return worst;
+}
+
+static void test_latent_distribution(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    assert_true(max_abs_latent(reg, "latent_uniform.h5", "uniform") <= 1.0 + 1e-4);
+    assert_true(max_abs_latent(reg, "latent_normal.h5", "normal") > 2.0);
+    agon_registry_destroy(reg);
+}
+
+/* Snapshots draw their latents from their own stream, and a metric's real
+ * and fake draws and D evaluations come from the metric's stream: neither
+ * changes training. */
+static void test_side_draws_leave_training_alone(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *base[] = {"train.steps=40", "metrics=[]", "log.samples_every=10"};
+    const char *fewer[] = {"train.steps=40", "metrics=[]", "log.samples_every=10",
+                           "log.n_samples=100"};
+    const char *probed[] = {"train.steps=40", "metrics=[{plugin: probe, every: 10}]",
+                            "log.samples_every=10"};
+    assert_int_equal(run(reg, "side_base.h5", base, 3, NULL, &r), 0);
+    assert_int_equal(run(reg, "side_fewer.h5", fewer, 4, NULL, &r), 0);
+    assert_int_equal(run(reg, "side_probed.h5", probed, 3, NULL, &r), 0);
+    const char *series[] = {"/scalars/loss_d", "/scalars/loss_g", "/scalars/grad_norm_g"};
+    for (size_t i = 0; i < 3; i++) {
+        float a[40], b[40], c[40];
+        size_t n = read_floats("side_base.h5", series[i], a, 40);
+        assert_int_equal(read_floats("side_fewer.h5", series[i], b, 40), n);
+        assert_int_equal(read_floats("side_probed.h5", series[i], c, 40), n);
+        assert_memory_equal(a, b, n * sizeof(float));
+        assert_memory_equal(a, c, n * sizeof(float));
+    }
+    const int64_t probe_steps[] = {10, 20, 30, 40};
+    assert_steps("side_probed.h5", "/metrics/probe/step", probe_steps, 4);
+    agon_registry_destroy(reg);
+}
+
+/* Intervals: rows at every multiple of the interval and always at the last
+ * step; snapshots also at step 0. */
+static void test_intervals_and_last_step(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=10", "log.every=7", "log.samples_every=7",
+                          "log.params_every=4", "metrics=[{plugin: probe, every: 7}]"};
+    assert_int_equal(run(reg, "intervals.h5", sets, 5, NULL, &r), 0);
+    const int64_t scalars[] = {7, 10}, samples[] = {0, 7, 10}, params[] = {0, 4, 8, 10};
+    assert_steps("intervals.h5", "/scalars/step", scalars, 2);
+    assert_steps("intervals.h5", "/samples/step", samples, 3);
+    assert_steps("intervals.h5", "/params/generator/step", params, 4);
+    assert_steps("intervals.h5", "/metrics/probe/step", scalars, 2);
+    /* The context reports the step a metric is evaluated at. */
+    float at_step[2];
+    read_floats("intervals.h5", "/metrics/probe/at_step", at_step, 2);
+    assert_true(at_step[0] == 7.0f && at_step[1] == 10.0f);
+    assert_int_equal(read_root_int("intervals.h5", "steps_done"), 10);
+    agon_registry_destroy(reg);
+}
+
+/* Optimizers get their update counter t = 1, 2, 3, ... for every update,
+ * D's d_steps included (the probe optimizer poisons the run otherwise). */
+static void test_optimizer_counter(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=5", "metrics=[]", "train.d_steps=3", "train.g_steps=2",
+                          "d_optimizer={plugin: probe_sgd, lr: 0.001}",
+                          "g_optimizer={plugin: probe_sgd, lr: 0.001}"};
+    assert_int_equal(run(reg, "counter.h5", sets, 6, NULL, &r), 0);
+    assert_string_equal(r.status, "completed");
     agon_registry_destroy(reg);
 }
 
@@ -233,6 +483,14 @@ int main(void)
         cmocka_unit_test(test_schedules_differ),
         cmocka_unit_test(test_stop_flag),
         cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_d_learns_against_frozen_g),
+        cmocka_unit_test(test_g_step_leaves_d_gradients),
+        cmocka_unit_test(test_simultaneous_uses_one_fake_batch),
+        cmocka_unit_test(test_frozen_networks_fresh_batches),
+        cmocka_unit_test(test_latent_distribution),
+        cmocka_unit_test(test_side_draws_leave_training_alone),
+        cmocka_unit_test(test_intervals_and_last_step),
+        cmocka_unit_test(test_optimizer_counter),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }
