@@ -789,6 +789,31 @@ static void test_set(void **st)
     agon_config_destroy(cfg);
 }
 
+/* An index addresses exactly one item: the last valid index is len - 1, and
+ * setting inside item 1 leaves item 0 as the file wrote it. */
+static void test_set_list_index(void **st)
+{
+    (void)st;
+    agon_config *cfg = parse_ok("metrics:\n"
+                                "  - {plugin: a, every: 10}\n"
+                                "  - {plugin: b, every: 100}\n");
+    const agon_node *root = agon_config_root(cfg);
+    set_fails(cfg, "metrics[2].every=1", 1,
+              "--set:1:1: metrics[2].every: index 2 is out of range, metrics has 2 items; use "
+              "an index from 0 to 1");
+    assert_int_equal(agon_node_len(find(root, "metrics")), 2);
+    assert_scalar(find(root, "metrics[1].every"), "100", false);
+
+    set_ok(cfg, "metrics[1].every=50", 2);
+    assert_scalar(find(root, "metrics[1].every"), "50", false);
+    assert_origin(find(root, "metrics[1].every"), "--set", 2, 1, "metrics[1].every");
+    assert_scalar(find(root, "metrics[1].plugin"), "b", false);
+    assert_scalar(find(root, "metrics[0].every"), "10", false);
+    assert_origin(find(root, "metrics[0].every"), "x.yaml", 2, 24, "metrics[0].every");
+    assert_int_equal(agon_node_len(find(root, "metrics")), 2);
+    agon_config_destroy(cfg);
+}
+
 /* ---- typed accessors -------------------------------------------------------------- */
 
 static const char *const typed_yaml =
@@ -1271,6 +1296,38 @@ static void test_schema_apply_defaults(void **st)
     agon_config_destroy(cfg);
 }
 
+/* Bounds are inclusive at both ends, so [1, 1] is a real range (one
+ * allowed value), not an empty one that switches the check off. */
+static void test_schema_single_value_range(void **st)
+{
+    (void)st;
+    static const agon_param_spec only_one[] = {
+        {"k", AGON_PARAM_INT, NULL, 1, 1, NULL, "k"},
+        AGON_PARAM_END,
+    };
+    agon_error err = {0};
+    assert_int_equal(check_schema(only_one, &err), 0);
+
+    agon_config *cfg = parse_ok("s:\n  k: 2\n");
+    agon_diag d;
+    agon_diag_init(&d);
+    assert_int_equal(agon_schema_apply(cfg, find(agon_config_root(cfg), "s"), only_one, NULL,
+                                       "s", &d),
+                     AGON_ECONFIG);
+    assert_diag(&d, EXPECT("x.yaml:2:6: s.k: 2 is out of range [1, 1]"));
+    agon_diag_fini(&d);
+    agon_config_destroy(cfg);
+
+    cfg = parse_ok("s:\n  k: 1\n");
+    agon_diag_init(&d);
+    assert_int_equal(agon_schema_apply(cfg, find(agon_config_root(cfg), "s"), only_one, NULL,
+                                       "s", &d),
+                     0);
+    assert_int_equal(d.count, 0);
+    agon_diag_fini(&d);
+    agon_config_destroy(cfg);
+}
+
 static void test_ensure_map(void **st)
 {
     (void)st;
@@ -1316,6 +1373,10 @@ static void test_suggest(void **st)
     static const char *const choices[] = {"ring", "grid", "line", "explicit", NULL};
     assert_string_equal(agon_suggest("rng", choices), "ring");
     assert_string_equal(agon_suggest("explcit", choices), "explicit");
+    /* A swapped pair of neighbours is one edit: "stpes" is 1 from "steps"
+     * but 2 from "stops", which comes first and would win a tie. */
+    static const char *const swapped[] = {"stops", "steps", NULL};
+    assert_string_equal(agon_suggest("stpes", swapped), "steps");
 }
 
 /* ---- YAML output ---------------------------------------------------------------- */
@@ -1465,11 +1526,13 @@ int main(void)
         cmocka_unit_test(test_base_list_and_chain),
         cmocka_unit_test(test_base_errors),
         cmocka_unit_test(test_set),
+        cmocka_unit_test(test_set_list_index),
         cmocka_unit_test(test_typed_accessors),
         cmocka_unit_test(test_param_type_names),
         cmocka_unit_test(test_schema_check),
         cmocka_unit_test(test_schema_apply_errors),
         cmocka_unit_test(test_schema_apply_defaults),
+        cmocka_unit_test(test_schema_single_value_range),
         cmocka_unit_test(test_ensure_map),
         cmocka_unit_test(test_suggest),
         cmocka_unit_test(test_to_yaml_format),

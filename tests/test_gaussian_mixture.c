@@ -289,6 +289,85 @@ static void test_weights(void **state)
     gm_close(&f);
 }
 
+/* The inverse of an odd number modulo 2^64 (Newton's iteration; each step
+ * doubles the correct low bits, starting from 3). */
+static uint64_t inverse_mod_2_64(uint64_t a)
+{
+    uint64_t x = a;
+    for (int i = 0; i < 6; i++)
+        x *= 2 - a * x;
+    return x;
+}
+
+/* Sets the xoshiro256** state so that the next agon_rng_u64 returns `r`:
+ * its output is rotl(s[1] * 5, 7) * 9, which can be solved for s[1]. */
+static void rng_next_u64_is(agon_rng *rng, uint64_t r)
+{
+    agon_rng_seed(rng, 99, "forced");
+    uint64_t v = r * inverse_mod_2_64(9);
+    v = (v >> 7) | (v << 57);
+    rng->s[1] = v * inverse_mod_2_64(5);
+}
+
+/* Draws one sample with the largest uniform the rng can return,
+ * 1 - 2^-53, as the mode pick, and returns the mode it came from. */
+static int64_t mode_of_top_uniform(gm_fixture *f)
+{
+    agon_rng rng;
+    rng_next_u64_is(&rng, UINT64_MAX);
+    agon_rng probe = rng;
+    assert_true(agon_rng_uniform(&probe) == 1.0 - 0x1.0p-53);
+    float *x = draw(f, &rng, 1);
+    int64_t k = nearest(f, x);
+    free(x);
+    return k;
+}
+
+/* Ten weights 0.1 and a trailing 0.  The cumulative weights must reach
+ * exactly 1 at the last positive-weight mode (a uniform draw is < 1, so it
+ * then never passes beyond it), and the zero-weight mode is never drawn. */
+static void test_trailing_zero_weight(void **state)
+{
+    gm_fixture f;
+    assert_int_equal(gm_open(&f, "dataset:\n  plugin: gaussian_mixture\n  layout: line\n"
+                                 "  means: [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\n"
+                                 "  std: 0.1\n"
+                                 "  weights: [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, "
+                                 "0.1, 0]\n"), 0);
+    const gm_state *s = f.state;
+    assert_int_equal(s->n_modes, 11);
+    assert_true(s->cum[10] == 1.0);
+    assert_true(s->cum[9] == 1.0);
+    assert_true(s->weight[10] == 0.0);
+
+    enum { N = 100000 };
+    agon_rng rng;
+    agon_rng_seed(&rng, 21, "data");
+    float *x = draw(&f, &rng, N);
+    int64_t count[11] = {0};
+    for (int64_t i = 0; i < N; i++)
+        count[nearest(&f, x + i)]++;
+    free(x);
+    assert_int_equal(count[10], 0);
+    /* The others: 10000 each, binomial sd 95. */
+    for (int k = 0; k < 10; k++)
+        assert_true(count[k] > 10000 - 475 && count[k] < 10000 + 475);
+    assert_int_equal(mode_of_top_uniform(&f), 9);
+    gm_close(&f);
+
+    /* Five weights 0.3 normalise to a cumulative sum that rounds to
+     * 1 - 2^-53, not 1: the top uniform would land beyond it, in the
+     * zero-weight mode, unless the cumulative weights are pinned to 1. */
+    assert_int_equal(gm_open(&f, "dataset:\n  plugin: gaussian_mixture\n  layout: line\n"
+                                 "  means: [0, 10, 20, 30, 40, 50]\n  std: 0.1\n"
+                                 "  weights: [0.3, 0.3, 0.3, 0.3, 0.3, 0]\n"), 0);
+    s = f.state;
+    assert_true(s->cum[5] == 1.0);
+    assert_true(s->cum[4] == 1.0);
+    assert_int_equal(mode_of_top_uniform(&f), 4);
+    gm_close(&f);
+}
+
 /* Midpoint rule over the bounding box with a step of half a std: for a
  * Gaussian that rule is accurate far beyond the tolerance, and the mass
  * outside the box (beyond 4 std) is about 2e-5. */
@@ -438,6 +517,7 @@ int main(void)
         cmocka_unit_test(test_sample_statistics_ring),
         cmocka_unit_test(test_sample_statistics_line_stds),
         cmocka_unit_test(test_weights),
+        cmocka_unit_test(test_trailing_zero_weight),
         cmocka_unit_test(test_density_integrates_to_one),
         cmocka_unit_test(test_density_formula),
         cmocka_unit_test(test_determinism),

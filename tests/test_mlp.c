@@ -178,6 +178,44 @@ static void test_options(void **state)
     release(&b);
 }
 
+/* 1 -> 1 -> 1 with unit weights and zero biases is leaky_relu(x) itself:
+ * at x = -2 the output is -2 * slope, so the configured slope must reach
+ * the activation layer. */
+static float leaky_output(const char *slope)
+{
+    char yaml[256];
+    snprintf(yaml, sizeof yaml,
+             "generator:\n  plugin: mlp\n  hidden: [1]\n  activation: leaky_relu\n"
+             "  slope: %s\n", slope);
+    agon_shape in = vec(1), out = vec(1);
+    built b = build(yaml, "generator", AGON_ROLE_GENERATOR, &in, &out);
+    assert_int_equal(b.rc, 0);
+    const char *const types[] = {"linear", "leaky_relu", "linear"};
+    expect_layers(b.net, types, 3);
+    const char *const names[] = {"0.weight", "0.bias", "2.weight", "2.bias"};
+    assert_int_equal(agon_net_param_count(b.net), 4);
+    for (size_t i = 0; i < 4; i++) {
+        agon_param *p = agon_net_param(b.net, i);
+        assert_string_equal(p->name, names[i]);
+        assert_int_equal(agon_tensor_numel(&p->value), 1);
+        p->value.data[0] = i % 2 == 0 ? 1.0f : 0.0f;
+    }
+    float x = -2.0f;
+    int64_t dims[2] = {1, 1};
+    agon_tensor t = {&x, agon_shape_make(2, dims)};
+    const agon_tensor *y = agon_net_forward(b.net, &t, false);
+    assert_int_equal(agon_tensor_numel(y), 1);
+    float v = y->data[0];
+    release(&b);
+    return v;
+}
+
+static void test_leaky_relu_slope(void **state)
+{
+    assert_float_equal(leaky_output("0.5"), -1.0, 1e-6);
+    assert_float_equal(leaky_output("0.2"), -0.4, 1e-6);
+}
+
 /* Same config and init seed: identical parameters. */
 static void test_deterministic_init(void **state)
 {
@@ -258,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_discriminator),
         cmocka_unit_test(test_discriminator_output_activation_error),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_leaky_relu_slope),
         cmocka_unit_test(test_deterministic_init),
         cmocka_unit_test(test_image_output_and_gradient),
     };

@@ -145,6 +145,43 @@ static void test_no_high_quality(void **state)
     assert_float_equal(r.kl, log(8.0), 1e-12);
 }
 
+/* Values exactly representable in float and double: std 0.5, quality_stds
+ * 2, so the radius is exactly 1 and its square exactly 1. */
+static const float two_centres[4] = {-1.0f, 0.0f, 1.0f, 0.0f};
+
+/* A sample exactly quality_stds * std from its centre is inside: the
+ * definition is <=.  (2, 0) and (1, 1) are exactly 1 from centre 1,
+ * (-1, -1) exactly 1 from centre 0, and (2.5, 0) is outside. */
+static void test_quality_boundary_is_inside(void **state)
+{
+    const float x[8] = {2.0f, 0.0f, 1.0f, 1.0f, 2.5f, 0.0f, -1.0f, -1.0f};
+    int64_t counts[2];
+    coverage_result r;
+    r.counts = counts;
+    count_modes(x, 4, 2, two_centres, 2, 0.5, 2.0, 1, &r);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(counts[1], 2);
+    assert_float_equal(r.high_quality, 75.0, 1e-12);
+    assert_int_equal(r.modes, 2);
+}
+
+/* Ties go to the lower index, in whichever order the centres are listed. */
+static void test_tie_goes_to_lower_index(void **state)
+{
+    const float x[2] = {0.0f, 0.0f};
+    int64_t counts[2];
+    coverage_result r;
+    r.counts = counts;
+    count_modes(x, 1, 2, two_centres, 2, 0.5, 2.0, 1, &r);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(counts[1], 0);
+
+    const float swapped[4] = {1.0f, 0.0f, -1.0f, 0.0f};
+    count_modes(x, 1, 2, swapped, 2, 0.5, 2.0, 1, &r);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(counts[1], 0);
+}
+
 /* ---- create ------------------------------------------------------------------ */
 
 static agon_config *parse(const char *yaml)
@@ -223,6 +260,116 @@ static void test_create_with_modes(void **state)
     agon_config_destroy(cfg);
 }
 
+/* ---- evaluate, through a metric context of our own ----------------------------
+ * The host's agon_metric_* functions live in libagon; defining them here
+ * makes evaluate call these instead (the executable's definitions come
+ * first in symbol lookup).  They hand out a fixed sample set and record
+ * what is emitted. */
+
+enum { EVAL_N = 10, MAX_EMITS = 8 };
+
+struct agon_metric_ctx {
+    const float *samples;   /* [EVAL_N, 2] */
+    int fake_calls;
+    agon_dataset_info info;
+    agon_rng rng;
+    int n_emits;
+    char names[MAX_EMITS][32];
+    double values[MAX_EMITS];
+};
+
+__attribute__((visibility("default"))) int agon_metric_fake(agon_metric_ctx *ctx,
+                                                              agon_tensor *out, agon_error *err)
+{
+    ctx->fake_calls++;
+    if (out->shape.ndim != 2 || out->shape.dim[0] != EVAL_N || out->shape.dim[1] != 2)
+        return agon_error_set(err, AGON_EINTERNAL, "fake: unexpected batch shape");
+    memcpy(out->data, ctx->samples, EVAL_N * 2 * sizeof(float));
+    return 0;
+}
+
+__attribute__((visibility("default"))) int agon_metric_emit(agon_metric_ctx *ctx,
+                                                              const char *name, double value,
+                                                              agon_error *err)
+{
+    if (ctx->n_emits == MAX_EMITS)
+        return agon_error_set(err, AGON_EINTERNAL, "emit: too many values");
+    snprintf(ctx->names[ctx->n_emits], sizeof ctx->names[0], "%s", name);
+    ctx->values[ctx->n_emits++] = value;
+    return 0;
+}
+
+__attribute__((visibility("default"))) const agon_dataset_info *
+agon_metric_dataset(const agon_metric_ctx *ctx)
+{
+    return &ctx->info;
+}
+
+__attribute__((visibility("default"))) agon_rng *agon_metric_rng(agon_metric_ctx *ctx)
+{
+    return &ctx->rng;
+}
+
+__attribute__((visibility("default"))) int64_t agon_metric_step(const agon_metric_ctx *ctx)
+{
+    return 0;
+}
+
+/* The value emitted under `name`; fails when it was not emitted once. */
+static double emitted(const agon_metric_ctx *ctx, const char *name)
+{
+    int found = -1;
+    for (int i = 0; i < ctx->n_emits; i++) {
+        if (strcmp(ctx->names[i], name) == 0) {
+            assert_int_equal(found, -1);
+            found = i;
+        }
+    }
+    assert_true(found >= 0);
+    return ctx->values[found];
+}
+
+static void test_evaluate_emits_counts(void **state)
+{
+    /* Counts 5, 2, 1 in modes 0, 1, 2 and two samples at the origin, far
+     * from every mode: modes 3, high_quality 80, kl 1.179185490411299
+     * (see test_min_count_and_kl): three different numbers, so emitting
+     * one under another's name shows. */
+    const int mode_of[EVAL_N] = {0, 0, 0, 0, 0, 1, 1, 2, 0, 0};
+    float x[2 * EVAL_N];
+    place(x, EVAL_N, mode_of, 0.01f, 0.01f);
+    x[16] = x[17] = x[18] = x[19] = 0.0f;
+
+    agon_config *cfg = parse("metrics:\n  - plugin: mode_coverage\n    n_samples: 10\n");
+    agon_metric_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.samples = x;
+    int64_t d = 2;
+    ctx.info.sample_shape = agon_shape_make(1, &d);
+    ctx.info.size = -1;
+    ctx.info.n_modes = K;
+    ctx.info.mode_centres = centres;
+    ctx.info.mode_std = STD;
+    void *st = NULL;
+    agon_error err = {0};
+    assert_int_equal(mc_vtable.create(section_of(cfg), &ctx.info, &st, &err), 0);
+    assert_int_equal(mc_vtable.evaluate(st, &ctx, &err), 0);
+    assert_int_equal(err.code, 0);
+    assert_int_equal(ctx.fake_calls, 1);
+    assert_int_equal(ctx.n_emits, 3);
+
+    int64_t counts[K];
+    coverage_result want = run(x, EVAL_N, 1, counts);
+    assert_int_equal(want.modes, 3);
+    assert_float_equal(want.high_quality, 80.0, 1e-12);
+    assert_float_equal(want.kl, 1.179185490411299, 1e-12);
+    assert_float_equal(emitted(&ctx, "modes"), (double)want.modes, 0.0);
+    assert_float_equal(emitted(&ctx, "high_quality"), want.high_quality, 0.0);
+    assert_float_equal(emitted(&ctx, "kl"), want.kl, 0.0);
+    mc_vtable.destroy(st);
+    agon_config_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_min_count_and_kl),
         cmocka_unit_test(test_quality_radius),
         cmocka_unit_test(test_no_high_quality),
+        cmocka_unit_test(test_quality_boundary_is_inside),
+        cmocka_unit_test(test_tie_goes_to_lower_index),
+        cmocka_unit_test(test_evaluate_emits_counts),
         cmocka_unit_test(test_schema_is_valid),
         cmocka_unit_test(test_create_needs_modes),
         cmocka_unit_test(test_create_with_modes),

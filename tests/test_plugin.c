@@ -251,6 +251,13 @@ static void test_component_failures(void **state)
              "rebuild against this agon's headers",
              pre, sizeof(agon_loss_vtable));
     expect_failure("component/vtable_size.so", AGON_EPLUGIN, expected);
+    /* Larger is as wrong as smaller: the plugin was built against other headers. */
+    snprintf(expected, sizeof expected,
+             "component/vtable_big.so: %s ('fixture_bad'): agon_loss_vtable struct_size "
+             "is %zu, this agon expects %zu; set it to sizeof(agon_loss_vtable) and "
+             "rebuild against this agon's headers",
+             pre, sizeof(agon_loss_vtable) + 8, sizeof(agon_loss_vtable));
+    expect_failure("component/vtable_big.so", AGON_EPLUGIN, expected);
     expect_failure("component/no_g_loss.so", AGON_EPLUGIN,
                    "component/no_g_loss.so: plugin component failed: component 2 "
                    "('fixture_bad'): agon_loss_vtable.g_loss is NULL; a loss must "
@@ -343,6 +350,31 @@ static void test_duplicate(void **state)
     agon_registry_destroy(reg);
 }
 
+/* Names are unique per kind: a loss 'x' and a metric 'x' in one file load,
+ * and each is found under its own kind. */
+static void test_same_name_two_kinds(void **state)
+{
+    agon_registry *reg = new_registry();
+    agon_error err = {0};
+    assert_int_equal(agon_registry_load_file(reg, "same_name/same_name.so", &err), 0);
+    assert_int_equal(err.code, 0);
+    assert_int_equal(agon_registry_plugin_count(reg), 1);
+    const agon_plugin_record *rec = agon_registry_plugin(reg, 0);
+    const agon_plugin_record *owner = NULL;
+    const agon_component *loss = agon_registry_find(reg, AGON_KIND_LOSS, "x", &owner);
+    assert_non_null(loss);
+    assert_int_equal(loss->kind, AGON_KIND_LOSS);
+    assert_ptr_equal(loss, &rec->desc->components[0]);
+    assert_ptr_equal(owner, rec);
+    const agon_component *metric = agon_registry_find(reg, AGON_KIND_METRIC, "x", &owner);
+    assert_non_null(metric);
+    assert_int_equal(metric->kind, AGON_KIND_METRIC);
+    assert_ptr_equal(metric, &rec->desc->components[1]);
+    assert_ptr_equal(owner, rec);
+    assert_null(agon_registry_find(reg, AGON_KIND_MODEL, "x", NULL));
+    agon_registry_destroy(reg);
+}
+
 static void test_load_dir(void **state)
 {
     /* b.so sorts after a.so whatever order the directory lists them in. */
@@ -383,7 +415,7 @@ static void test_load_dir(void **state)
     static const char *const variants[] = {
         "bad_kind",    "bad_name",     "bad_output",  "big_state",    "comp_size",
         "dup_in_file", "no_g_loss",    "no_name",     "no_next_batch", "no_outputs",
-        "null_vtable", "step_output",  "twice_output", "vtable_size"};
+        "null_vtable", "step_output",  "twice_output", "vtable_big",   "vtable_size"};
     size_t n_variants = sizeof variants / sizeof variants[0];
     assert_int_equal(agon_registry_load_dir(reg, "component", true, &diag), AGON_EPLUGIN);
     assert_int_equal(diag.count, n_variants);
@@ -580,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_bad_schema),
         cmocka_unit_test(test_init_failure),
         cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_same_name_two_kinds),
         cmocka_unit_test(test_load_dir),
         cmocka_unit_test(test_search_path),
         cmocka_unit_test(test_real_plugins),

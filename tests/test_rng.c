@@ -125,6 +125,30 @@ static void test_normal_distribution(void **st)
     assert_true(fabs(s / 10000 - 5.0) < 0.03);
 }
 
+/* Only the tail algorithm produces |x| > r (every layer lies inside
+ * [0, r)), so its sign is invisible to the moments and the two-sided tail
+ * counts above.  Each side holds P(Z > r) = 1.29e-4 of the draws: about
+ * 1290 of 10 million, binomial sd 36, so the two counts agree within 10%
+ * unless the tail favours one side. */
+static void test_normal_tail_sign(void **st)
+{
+    (void)st;
+    const double r = 3.6541528853610088;
+    agon_rng rng;
+    agon_rng_seed(&rng, 11, "tail");
+    long above = 0, below = 0;
+    for (long i = 0; i < 10000000; i++) {
+        double v = agon_rng_normal(&rng);
+        above += v > r;
+        below += v < -r;
+    }
+    print_message("above %ld, below %ld\n", above, below);
+    assert_true(above > 1000 && below > 1000);
+    long hi = above > below ? above : below;
+    long lo = above > below ? below : above;
+    assert_true((double)(hi - lo) <= 0.1 * (double)hi);
+}
+
 static void test_fnv1a(void **st)
 {
     (void)st;
@@ -142,6 +166,7 @@ int main(void)
         cmocka_unit_test(test_state_is_the_struct),
         cmocka_unit_test(test_uniform_and_below),
         cmocka_unit_test(test_normal_distribution),
+        cmocka_unit_test(test_normal_tail_sign),
         cmocka_unit_test(test_fnv1a),
     };
     return cmocka_run_group_tests_name("rng", tests, NULL, NULL);
