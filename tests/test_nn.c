@@ -8,67 +8,7 @@
 
 #include "agon/nn.h"
 
-/* ---- malloc counting ------------------------------------------------------
- * The test executable interposes malloc and friends (glibc's own entry
- * points stay reachable as __libc_*), so that the steady-state test can
- * assert that forward/backward call none of them, in libagon or OpenBLAS.
- * Sanitizer builds bring their own allocator, so the counter is off there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define COUNT_MALLOC 0
-#else
-#define COUNT_MALLOC 1
-/* Default visibility, so that the executable's definitions interpose the C
- * library's for every shared object (the build hides symbols by default). */
-#define INTERPOSE __attribute__((visibility("default")))
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-extern void *__libc_memalign(size_t align, size_t n);
-#endif
-
-static volatile int counting;
-static volatile long n_allocs;
-
-#if COUNT_MALLOC
-INTERPOSE void *malloc(size_t n)
-{
-    if (counting)
-        n_allocs++;
-    return __libc_malloc(n);
-}
-
-INTERPOSE void *calloc(size_t n, size_t size)
-{
-    if (counting)
-        n_allocs++;
-    return __libc_calloc(n, size);
-}
-
-INTERPOSE void *realloc(void *p, size_t n)
-{
-    if (counting)
-        n_allocs++;
-    return __libc_realloc(p, n);
-}
-
-INTERPOSE void *aligned_alloc(size_t align, size_t n)
-{
-    if (counting)
-        n_allocs++;
-    return __libc_memalign(align, n);
-}
-
-INTERPOSE int posix_memalign(void **out, size_t align, size_t n)
-{
-    if (counting)
-        n_allocs++;
-    void *p = __libc_memalign(align, n);
-    if (!p)
-        return ENOMEM;
-    *out = p;
-    return 0;
-}
-#endif
+#include "alloc_count.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -672,8 +612,7 @@ static void test_no_allocation_in_steady_state(void **st)
 
     size_t blocks = agon_arena_block_count(arena);
     size_t used = agon_arena_used(arena);
-    n_allocs = 0;
-    counting = 1;
+    long allocs_before = agon_test_allocs;
     for (int it = 0; it < 100; it++) {
         int64_t b = 1 + it % MAXB;
         in = batch_tensor(x, net, b);
@@ -683,11 +622,11 @@ static void test_no_allocation_in_steady_state(void **st)
         agon_net_zero_grad(net);
         (void)agon_net_grad_norm(net);
     }
-    counting = 0;
+    long allocs = agon_test_allocs - allocs_before;
     assert_int_equal(agon_arena_block_count(arena), blocks);
     assert_int_equal(agon_arena_used(arena), used);
-    if (COUNT_MALLOC)
-        assert_int_equal(n_allocs, 0);
+    if (AGON_TEST_COUNTS_ALLOCS)
+        assert_int_equal(allocs, 0);
     agon_net_destroy(net);
 }
 

@@ -7,41 +7,7 @@
 #include "agon/agon.h"
 #include "test_util.h"
 
-/* ---- malloc counting ------------------------------------------------------
- * The executable interposes malloc and friends so that a whole run can be
- * counted, in libagon, the plugins, OpenBLAS and HDF5 alike.  Sanitizer
- * builds bring their own allocator, so the counting test is skipped there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define COUNT_MALLOC 0
-#else
-#define COUNT_MALLOC 1
-/* Default visibility, so that the executable's definitions interpose the C
- * library's for every shared object (the build hides symbols by default). */
-#define INTERPOSE __attribute__((visibility("default")))
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-
-static volatile long n_allocs;
-
-INTERPOSE void *malloc(size_t n)
-{
-    n_allocs++;
-    return __libc_malloc(n);
-}
-
-INTERPOSE void *calloc(size_t n, size_t size)
-{
-    n_allocs++;
-    return __libc_calloc(n, size);
-}
-
-INTERPOSE void *realloc(void *p, size_t n)
-{
-    n_allocs++;
-    return __libc_realloc(p, n);
-}
-#endif
+#include "alloc_count.h"
 
 static agon_registry *registry(void)
 {
@@ -142,7 +108,7 @@ static const char *const quiet_sets[] = {
 static void test_step_allocates_nothing(void **st)
 {
     (void)st;
-#if COUNT_MALLOC
+#if AGON_TEST_COUNTS_ALLOCS
     agon_registry *reg = registry();
     const char *sets_short[8], *sets_long[8];
     size_t n = sizeof quiet_sets / sizeof quiet_sets[0];
@@ -153,12 +119,12 @@ static void test_step_allocates_nothing(void **st)
     agon_run_result r;
     /* A first run warms up lazily initialised library state. */
     assert_int_equal(run(reg, "alloc_warm.h5", sets_short, n + 1, NULL, &r), 0);
-    long before = n_allocs;
+    long before = agon_test_allocs;
     assert_int_equal(run(reg, "alloc_short.h5", sets_short, n + 1, NULL, &r), 0);
-    long short_run = n_allocs - before;
-    before = n_allocs;
+    long short_run = agon_test_allocs - before;
+    before = agon_test_allocs;
     assert_int_equal(run(reg, "alloc_long.h5", sets_long, n + 1, NULL, &r), 0);
-    long long_run = n_allocs - before;
+    long long_run = agon_test_allocs - before;
     assert_int_equal(r.steps_done, 210);
     /* Setup and teardown vary by an allocation or two (text of different
      * lengths); one allocation per step would add 200. */
