@@ -501,11 +501,18 @@ static hid_t open_log(const char *path, int *code)
         *code = AGON_EDATA;
         return H5I_INVALID_HID;
     }
-    /* SWMR reading needs the latest file format; files written by other
-     * tools usually have an older one and are opened plainly. */
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
-    if (file < 0)
-        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* A finished log opens plainly.  Only a log still being written (or
+     * left by a killed writer) needs SWMR reading, and then with few
+     * metadata retries: a SWMR reader retries a bad checksum, which on a
+     * damaged file would never end. */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (fapl >= 0)
+            H5Pclose(fapl);
+    }
     if (file < 0) {
         show_capture(&d);
         const char *hint = strstr(d.text, "h5clear")

@@ -9,6 +9,9 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1157,15 +1160,32 @@ static const char *intern(agon_config *cfg, const char *name)
     return copy;
 }
 
+/* read_bounded's answer for a path that is not a regular file. */
+#define NOT_REGULAR_FILE (-1)
+
 /* Reads at most AGON_CONFIG_MAX_BYTES + 1 bytes so that a huge (or endless)
- * file is rejected without being read whole.  Returns 0 or an errno. */
+ * file is rejected without being read whole.  Only regular files are read:
+ * opening a FIFO would block until a writer came.  Returns 0, an errno, or
+ * NOT_REGULAR_FILE. */
 static int read_bounded(const char *path, char **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return errno ? errno : EIO;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int e = S_ISDIR(st.st_mode) ? EISDIR : NOT_REGULAR_FILE;
+        close(fd);
+        return e;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno ? errno : EIO;
+        close(fd);
+        return e;
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
     int rc = 0;
@@ -1355,12 +1375,14 @@ static agon_node *load_file(loader *L, const char *path, const agon_node *site, 
     size_t len;
     int rc = read_bounded(path, &text, &len);
     if (rc != 0) {
+        const char *why = rc == NOT_REGULAR_FILE ? "not a regular file (a FIFO, device or socket)"
+                                                 : strerror(rc);
         if (site)
             agon_node_diag(L->diag, AGON_EIO, site, "cannot read file '%s': %s; check the path",
-                           path, strerror(rc));
+                           path, why);
         else
             agon_diag_add(L->diag, AGON_EIO, "%s: cannot read file: %s; check the path", path,
-                          strerror(rc));
+                          why);
         free(real);
         return NULL;
     }

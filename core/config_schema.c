@@ -7,6 +7,7 @@
 #include "config_int.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -530,7 +531,7 @@ static bool has_range(const agon_param_spec *spec)
  * "[1, 1.04858e+06]"); others with enough digits to be exact enough. */
 static void format_bound(double b, char *buf, size_t cap)
 {
-    if (isfinite(b) && b == floor(b) && fabs(b) < 1e15)
+    if (isfinite(b) && b == floor(b) && fabs(b) < 1e16)
         snprintf(buf, cap, "%.0f", b);
     else
         snprintf(buf, cap, "%.6g", b);
@@ -546,6 +547,13 @@ static void check_number(vsink *s, const agon_node *n, const agon_param_spec *sp
         return;
     }
     double x = t == S_INT ? (double)v.i : v.f;
+    /* Parameters end up in float32 tensors; beyond FLT_MAX they would turn
+     * into inf and surface much later as a "diverged" run. */
+    if (t != S_INT && isfinite(x) && fabs(x) > FLT_MAX) {
+        vreport(s, n, "%s is too large for agon's 32-bit floats (at most 3.4e38 in magnitude)",
+                n->text);
+        return;
+    }
     if (has_range(spec) && !(x >= spec->min && x <= spec->max)) {
         char lo[40], hi[40];
         format_bound(spec->min, lo, sizeof lo);

@@ -170,7 +170,7 @@ static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_
     out->component = NULL;
     if (agon_node_kind_of(section) != AGON_NODE_MAP) {
         agon_node_diag(diag, AGON_ECONFIG, section,
-                       "expected a map with a 'plugin' key naming a %s",
+                       "expected a map with a 'plugin' key naming the %s to use",
                        agon_kind_name(kind));
         return false;
     }
@@ -178,7 +178,9 @@ static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_
     if (!plugin || agon_node_kind_of(plugin) != AGON_NODE_SCALAR ||
         agon_node_scalar(plugin)[0] == '\0') {
         agon_node_diag(diag, AGON_ECONFIG, plugin ? plugin : section,
-                       "missing 'plugin: NAME' naming the %s to use (agon plugins lists them)",
+                       plugin ? "expected the name of the %s to use (agon plugins lists them)"
+                              : "missing 'plugin: NAME' naming the %s to use (agon plugins "
+                                "lists them)",
                        agon_kind_name(kind));
         return false;
     }
@@ -223,9 +225,22 @@ static void resolve_sections(agon_experiment *exp, agon_diag *diag)
             }
             section = agon_node_get(agon_config_root(exp->cfg), def->key);
         }
+        if (section && def->default_plugin && agon_node_kind_of(section) == AGON_NODE_MAP &&
+            !agon_node_get(section, "plugin")) {
+            /* Settings without a plugin (--set g_optimizer.lr=1e-4) apply to
+             * the default one. */
+            char assignment[96];
+            agon_error err = {0};
+            snprintf(assignment, sizeof assignment, "%s.plugin=%s", def->key, def->default_plugin);
+            if (agon_config_set(exp->cfg, assignment, 0, &err) != 0) {
+                agon_diag_add_error(diag, &err);
+                continue;
+            }
+            section = agon_node_get(agon_config_root(exp->cfg), def->key);
+        }
         if (!section) {
             agon_node_diag(diag, AGON_ECONFIG, root,
-                           "missing section '%s' (a map with 'plugin: NAME' naming a %s)",
+                           "missing section '%s' (a map with 'plugin: NAME' naming the %s)",
                            def->key, agon_kind_name(def->kind));
             continue;
         }
@@ -282,6 +297,19 @@ static void resolve_metrics(agon_experiment *exp, agon_diag *diag)
         if (agon_cfg_opt_string(section, "name", m->choice.component->name, &m->name, &err) !=
             0) {
             agon_diag_add_error(diag, &err);
+            continue;
+        }
+        /* The name becomes the log group /metrics/<name>. */
+        bool well_formed = m->name[0] != '\0' && strlen(m->name) <= 64;
+        for (const char *c = m->name; *c; c++)
+            well_formed = well_formed && ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                                          *c == '_');
+        if (!well_formed) {
+            const agon_node *at = agon_node_get(section, "name");
+            agon_node_diag(diag, AGON_ECONFIG, at ? at : section,
+                           "metric name '%s' must be 1 to 64 of a-z, 0-9 and _ (it names the "
+                           "log group /metrics/<name>)",
+                           m->name);
             continue;
         }
         bool unique = true;

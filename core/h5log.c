@@ -16,6 +16,7 @@
 #include "agon/version.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -116,6 +117,12 @@ static void h5_capture(h5_detail *d)
 {
     snprintf(d->text, sizeof d->text, "no detail from HDF5");
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, d);
+    /* HDF5 reports a failed write(2) with its errno among buffer addresses;
+     * a full disk is the case a user can always act on, so say it plainly. */
+    if (strstr(d->text, "errno = 28"))
+        snprintf(d->text, sizeof d->text,
+                 "no space left on the device; free some space or write the log to another "
+                 "disk with -o");
 }
 
 static int log_error(agon_error *err, int code, const agon_log *log, const char *obj,
@@ -680,6 +687,15 @@ agon_log *agon_log_create(const char *path, agon_error *err)
         return NULL;
     }
     return log;
+}
+
+bool agon_log_file_is_hdf5(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    h5_quiet();
+    return H5Fis_hdf5(path) > 0;
 }
 
 const char *agon_log_path(const agon_log *log)

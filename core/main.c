@@ -1,4 +1,5 @@
 /* The agon command: dispatch to run, validate, plugins, show. */
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -80,6 +81,7 @@ typedef struct cli_args {
     int quiet;
     int no_config;
     int overwrite;
+    int help;
 } cli_args;
 
 /* Parses argv[first..]; returns 0 or an exit code after printing an error. */
@@ -94,8 +96,12 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             return usage_error("option '%s' needs a value", arg);                      \
         value = argv[++i];                                                              \
     } while (0)
-        if (strcmp(arg, "--plugin-path") == 0) {
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            a->help = 1;
+        } else if (strcmp(arg, "--plugin-path") == 0) {
             TAKE_VALUE();
+            if (!value[0])
+                return usage_error("%s needs a directory, not an empty string", arg);
             if (a->n_plugin_dirs == sizeof a->plugin_dirs / sizeof a->plugin_dirs[0])
                 return usage_error("too many %s options", arg);
             a->plugin_dirs[a->n_plugin_dirs++] = value;
@@ -103,6 +109,11 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             a->plugin_dirs[a->n_plugin_dirs++] = arg + 14;
         } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "-s") == 0) {
             TAKE_VALUE();
+            const char *eq = strchr(value, '=');
+            if (eq && eq[1] == '\0')
+                return usage_error("--set %s needs a value after '='; to use the default, leave "
+                                   "the --set out",
+                                   value);
             if (a->n_sets == sizeof a->sets / sizeof a->sets[0])
                 return usage_error("too many %s options", arg);
             a->sets[a->n_sets++] = value;
@@ -110,6 +121,8 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             a->sets[a->n_sets++] = arg + 6;
         } else if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) {
             TAKE_VALUE();
+            if (!value[0])
+                return usage_error("%s needs a file name, not an empty string", arg);
             a->output = value;
         } else if (strcmp(arg, "--progress") == 0) {
             TAKE_VALUE();
@@ -229,6 +242,11 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A closed terminal or a closed pipe on stdout (agon run ... | head)
+     * must not kill the run before its log is finished: SIGHUP stops it
+     * like Ctrl-C, and writes to a closed pipe just fail. */
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
     agon_run_options opts = {
         .output_path = a->output,
@@ -269,6 +287,18 @@ static int cmd_validate(const cli_args *a)
     return code;
 }
 
+/* Output that never reached its destination (a full disk, /dev/full) is a
+ * failure like any other write. */
+static int finish_stdout(int code)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "agon: cannot write the output: %s; check where standard output goes\n",
+                strerror(errno));
+        return code ? code : agon_status_exit_code(AGON_EIO);
+    }
+    return code;
+}
+
 static const char *const commands[] = {"run", "validate", "plugins", "show", NULL};
 
 int main(int argc, char **argv)
@@ -281,24 +311,37 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_text, stdout);
         print_exit_codes(stdout);
-        return 0;
+        return finish_stdout(0);
     }
     if (strcmp(cmd, "--version") == 0) {
         printf("agon %s (%s)\n", agon_version(), agon_git_revision());
         return 0;
     }
     if (strcmp(cmd, "show") == 0)
-        return agon_status_exit_code(agon_cli_show(argc - 1, argv + 1));
+        return finish_stdout(agon_status_exit_code(agon_cli_show(argc - 1, argv + 1)));
 
     cli_args a;
     memset(&a, 0, sizeof a);
     int rc = parse_args(argc, argv, 2, &a);
     if (rc != 0)
         return rc;
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc, argv, &a);
+    if (a.help) {
+        fputs(usage_text, stdout);
+        print_exit_codes(stdout);
+        return finish_stdout(0);
+    }
+    if (strcmp(cmd, "run") == 0) {
+        /* A run's stdout carries only progress: losing it (a closed pipe)
+         * is not a failure of the run.  _exit: HDF5's exit handler must not
+         * touch a log whose close already failed (a full disk); every log is
+         * closed by now. */
+        int code = cmd_run(argc, argv, &a);
+        fflush(stdout);
+        fflush(stderr);
+        _exit(code);
+    }
     if (strcmp(cmd, "validate") == 0)
-        return cmd_validate(&a);
+        return finish_stdout(cmd_validate(&a));
     if (strcmp(cmd, "plugins") == 0) {
         /* Lists what loaded even when some plugin file is broken; the exit
          * code still reports the broken ones. */
@@ -313,7 +356,7 @@ int main(int argc, char **argv)
             pargv[i + 1] = (char *)a.positional[i];
         rc = agon_cli_plugins((int)a.n_positional + 1, pargv, reg);
         agon_registry_destroy(reg);
-        return rc != 0 ? agon_status_exit_code(rc) : code;
+        return finish_stdout(rc != 0 ? agon_status_exit_code(rc) : code);
     }
     const char *close = agon_suggest(cmd, commands);
     if (close) {

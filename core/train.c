@@ -16,6 +16,8 @@
  * on (its loss and gradient norm are still computed and logged).
  */
 #include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +87,17 @@ struct game {
     /* fixed latent batch for sample snapshots */
     agon_tensor sample_z;       /* [n_samples, latent] */
     agon_tensor sample_x;       /* [n_samples, sample...] */
+    volatile sig_atomic_t *stop_flag;   /* may be NULL */
 };
+
+/* Long evaluations (metrics drawing many samples) check this between
+ * chunks, so that Ctrl-C is honoured within one batch. */
+static int check_stop(const game *g, agon_error *err)
+{
+    if (g->stop_flag && *g->stop_flag)
+        return agon_error_set(err, AGON_EINTERRUPTED, "interrupted");
+    return 0;
+}
 
 static int64_t min64(int64_t a, int64_t b)
 {
@@ -143,8 +155,14 @@ static int build_net(game *g, const agon__choice *choice, agon_role role,
         return err && err->code ? err->code : AGON_ENOMEM;
     const agon_model_vtable *vt = choice->component->vtable;
     int rc = vt->build(choice->section, role, out_shape, *out, &g->rng_init, err);
-    if (rc != 0)
+    if (rc != 0) {
+        /* Layer-level messages know no file; name the section that built them. */
+        if (err && !strstr(err->message, agon_node_file(choice->section)))
+            agon_error_prefix(err, "%s:%d:%d: %s", agon_node_file(choice->section),
+                              agon_node_line(choice->section), agon_node_col(choice->section),
+                              agon_node_path(choice->section));
         return rc;
+    }
     agon_shape got = agon_net_out_shape(*out);
     if (agon_shape_numel(&got) != agon_shape_numel(out_shape)) {
         char want_s[64], got_s[64];
@@ -390,6 +408,9 @@ int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
     int64_t n = out->shape.dim[0];
     int64_t chunk = g->ts->batch_size;
     for (int64_t i = 0; i < n; i += chunk) {
+        int rc = check_stop(g, err);
+        if (rc != 0)
+            return rc;
         int64_t rows = min64(chunk, n - i);
         agon_tensor z = agon_tensor_rows(&g->z, 0, rows);
         fill_latent(g, &ctx->m->rng, z.data, (size_t)agon_tensor_numel(&z));
@@ -397,13 +418,15 @@ int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
         memcpy(out->data + i * g->sample_numel, x->data,
                (size_t)(rows * g->sample_numel) * sizeof(float));
     }
-    (void)err;
     return 0;
 }
 
 int agon_metric_real(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
 {
     game *g = ctx->g;
+    int rc = check_stop(g, err);
+    if (rc != 0)
+        return rc;
     return g->data_vt->next_batch(g->data_state, &ctx->m->rng, out, NULL, err);
 }
 
@@ -414,12 +437,14 @@ int agon_metric_discriminate(agon_metric_ctx *ctx, const agon_tensor *x, float *
     int64_t n = x->shape.dim[0];
     int64_t chunk = agon_net_max_batch(g->D);
     for (int64_t i = 0; i < n; i += chunk) {
+        int rc = check_stop(g, err);
+        if (rc != 0)
+            return rc;
         int64_t rows = min64(chunk, n - i);
         agon_tensor view = agon_tensor_rows(x, i, rows);
         const agon_tensor *l = agon_net_forward(g->D, &view, false);
         memcpy(logits + i, l->data, (size_t)rows * sizeof(float));
     }
-    (void)err;
     return 0;
 }
 
@@ -459,8 +484,12 @@ static int evaluate_metric(game *g, metric *m, int64_t step, agon_error *err)
     for (size_t i = 0; i < m->n_outputs; i++)
         m->emitted[i] = false;
     int rc = m->vt->evaluate(m->state, &ctx, err);
+    if (rc == 0)
+        rc = check_stop(g, err);
     if (rc != 0) {
-        agon_error_prefix(err, "metric '%s' at step %lld", m->choice->name, (long long)step);
+        if (rc != AGON_EINTERRUPTED)
+            agon_error_prefix(err, "metric '%s' at step %lld", m->choice->name,
+                              (long long)step);
         return rc;
     }
     for (size_t i = 0; i < m->n_outputs; i++) {
@@ -715,6 +744,51 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
     p->last_step_printed = step;
 }
 
+/* Makes `path` this run's: an existing file is refused, or with
+ * `overwrite` removed first, but only when it is an HDF5 file (a run log),
+ * never a text file or anything that is not a regular file.  Removing
+ * rather than truncating leaves a run still writing the old file its own
+ * inode.  O_EXCL makes the claim atomic: of two runs started on one new
+ * path, exactly one gets it. */
+static int claim_output(const char *path, bool overwrite, agon_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return agon_error_set(err, AGON_EIO,
+                                  "%s: exists and is not a regular file; choose another output "
+                                  "path (-o)",
+                                  path);
+        if (!overwrite)
+            return agon_error_set(err, AGON_EIO,
+                                  "%s: already exists; choose another output path (-o) or pass "
+                                  "--overwrite to replace it",
+                                  path);
+        if (!agon_log_file_is_hdf5(path))
+            return agon_error_set(err, AGON_EIO,
+                                  "%s: is not an HDF5 run log, so --overwrite will not replace "
+                                  "it; choose another output path (-o)",
+                                  path);
+        if (unlink(path) != 0)
+            return agon_error_set(err, AGON_EIO, "%s: cannot replace it: %s", path,
+                                  strerror(errno));
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return agon_error_set(err, AGON_EIO,
+                                  "%s: another run created it a moment ago; give each run its "
+                                  "own output path (-o)",
+                                  path);
+        return agon_error_set(err, AGON_EIO,
+                              "%s: cannot create log file: %s; create the directory or choose "
+                              "another output path (-o)",
+                              path, strerror(errno));
+    }
+    close(fd);
+    return 0;
+}
+
 static int ensure_parent_dir(const char *path, agon_error *err)
 {
     char dir[4096];
@@ -746,7 +820,10 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         if (rc != 0)
             return rc;
     }
-    if (!opts->overwrite && access(path, F_OK) == 0)
+    /* Checked before anything is built, so a mistake costs nothing; the
+     * path is claimed (claim_output) only once the run can start. */
+    struct stat existing;
+    if (!opts->overwrite && lstat(path, &existing) == 0)
         return agon_error_set(err, AGON_EIO,
                               "%s: already exists; choose another output path (-o) or pass "
                               "--overwrite to replace it",
@@ -762,6 +839,9 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     game g;
     run_log rl = {0};
     int rc = game_setup(&g, exp, err);
+    g.stop_flag = opts->stop_flag;
+    if (rc == 0)
+        rc = claim_output(path, opts->overwrite, err);
     if (rc == 0)
         rc = open_log(&g, path, opts, &rl, err);
     if (rc != 0) {
@@ -838,7 +918,11 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         }
         progress_print(&prog, step, steps, &st, false);
     }
-    if (rc != 0 && strcmp(status, "completed") == 0) {
+    if (rc == AGON_EINTERRUPTED && strcmp(status, "completed") == 0) {
+        status = "interrupted";
+        snprintf(message, sizeof message, "stopped by a signal during step %lld",
+                 (long long)step);
+    } else if (rc != 0 && strcmp(status, "completed") == 0) {
         status = "failed";
         snprintf(message, sizeof message, "%s", err->message);
     }

@@ -213,6 +213,38 @@ expect "unwritable output" 5 "*" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o
 contains "unwritable output names the path" err.txt "$T/no/such/dir/x.h5"
 expect "show a non-log" 5 "*" -- "$AGON" show bad_loss.yaml
 
+# ---- hostile input --------------------------------------------------------------
+mkfifo fifo.yaml
+expect "a FIFO is not read (no hang)" 5 "fifo.yaml: cannot read file: not a regular file (a FIFO, device or socket); check the path" -- \
+  timeout 20 "$AGON" validate fifo.yaml
+echo precious >notes.txt
+expect "--overwrite never replaces a non-log file" 5 "notes.txt: is not an HDF5 run log, so --overwrite will not replace it; choose another output path (-o)" -- \
+  "$AGON" run "$SRC/experiments/ring8.yaml" -o notes.txt --overwrite --set train.steps=5
+contains "the non-log file is intact" notes.txt "precious"
+expect "metric name must be a group name" 3 "--set:1:1: metrics[0].name: metric name '../x' must be 1 to 64 of a-z, 0-9 and _ (it names the log group /metrics/<name>)" -- \
+  "$AGON" validate minimal.yaml --set 'metrics[0].name=../x'
+expect "help after a command" 0 "" -- "$AGON" run --help
+contains "help after a command prints usage" out.txt "usage: agon COMMAND"
+expect "empty -o" 2 "agon: -o needs a file name, not an empty string (see agon --help)" -- "$AGON" run minimal.yaml -o ''
+expect "empty --set value" 2 "agon: --set train.steps= needs a value after '='; to use the default, leave the --set out (see agon --help)" -- \
+  "$AGON" validate minimal.yaml --set train.steps=
+expect "settings without a plugin use the default optimizer" 0 "" -- "$AGON" validate minimal.yaml --set g_optimizer.lr=1e-4
+if "$PY" - out.txt <<'EOF'
+import sys
+text = open(sys.argv[1]).read()
+assert "g_optimizer:\n  lr: 1e-4\n  plugin: adam\n" in text, text
+EOF
+then ok "--set g_optimizer.lr keeps adam"; else bad "--set g_optimizer.lr keeps adam"; fi
+expect "float beyond float32" 3 "--set:1:1: dataset.radius: 1e39 is too large for agon's 32-bit floats (at most 3.4e38 in magnitude)" -- \
+  "$AGON" validate minimal.yaml --set dataset.radius=1e39
+"$AGON" validate minimal.yaml >/dev/full 2>full.err
+rc=$?
+if [ "$rc" = 5 ] && grep -q "cannot write the output" full.err; then ok "stdout write failure is reported"; else bad "stdout write failure is reported (exit $rc: $(cat full.err))"; fi
+# A closed pipe on stdout does not kill a run before its log is finished.
+"$AGON" run minimal.yaml -o piped.h5 --set train.steps=3000 --set train.batch_size=16 --progress plain | head -c 1 >/dev/null
+if "$PY" -c "import h5py,sys; f=h5py.File('piped.h5','r'); sys.exit(0 if f.attrs['status']=='completed' else 1)"; then
+  ok "closed stdout pipe: run still completes its log"; else bad "closed stdout pipe: run still completes its log"; fi
+
 echo
 echo "e2e_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -26,6 +26,7 @@
 #ifndef AGON_LOG_H
 #define AGON_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +110,10 @@ AGON_API int agon_log_finish(agon_log *log, const char *status, const char *mess
  * flushed and closed with status left as it was ("running").  NULL is a
  * no-op.  Returns 0 or the error of the final write. */
 AGON_API int agon_log_close(agon_log *log, agon_error *err);
+
+/* True when `path` is a readable HDF5 file (any HDF5 file, not only a run
+ * log).  Never blocks: only regular files are probed. */
+AGON_API bool agon_log_file_is_hdf5(const char *path);
 
 /* Path the log was created at (borrowed). */
 AGON_API const char *agon_log_path(const agon_log *log);
