@@ -100,7 +100,7 @@ static void assert_steps(const char *file, const char *path, const int64_t *want
 
 /* No logging, metrics or snapshots during the steps: whatever a longer run
  * allocates more than a shorter one, the step allocated. */
-static const char *const quiet_sets[] = {
+static const char *const quiet_sets[] __attribute__((unused)) = {
     "metrics=[]",        "log.every=100000",          "log.samples_every=0",
     "log.params_every=0", "log.flush_seconds=86400", "train.batch_size=64",
 };
