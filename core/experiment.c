@@ -214,21 +214,12 @@ static void resolve_sections(agon_experiment *exp, agon_diag *diag)
         agon__choice *choice = (agon__choice *)((char *)exp + def->offset);
         const agon_node *root = agon_config_root(exp->cfg);
         const agon_node *section = agon_node_get(root, def->key);
-        if (!section && def->default_plugin) {
-            char assignment[96];
-            agon_error err = {0};
-            snprintf(assignment, sizeof assignment, "%s={plugin: %s}", def->key,
-                     def->default_plugin);
-            if (agon_config_set(exp->cfg, assignment, 0, &err) != 0) {
-                agon_diag_add_error(diag, &err);
-                continue;
-            }
-            section = agon_node_get(agon_config_root(exp->cfg), def->key);
-        }
-        if (section && def->default_plugin && agon_node_kind_of(section) == AGON_NODE_MAP &&
-            !agon_node_get(section, "plugin")) {
-            /* Settings without a plugin (--set g_optimizer.lr=1e-4) apply to
-             * the default one. */
+        /* A missing section, or settings without a plugin (--set
+         * g_optimizer.lr=1e-4), mean the default plugin; --set creates the
+         * map when it is missing. */
+        bool needs_default = !section || (agon_node_kind_of(section) == AGON_NODE_MAP &&
+                                          !agon_node_get(section, "plugin"));
+        if (def->default_plugin && needs_default) {
             char assignment[96];
             agon_error err = {0};
             snprintf(assignment, sizeof assignment, "%s.plugin=%s", def->key, def->default_plugin);

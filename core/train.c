@@ -744,35 +744,46 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
     p->last_step_printed = step;
 }
 
-/* Makes `path` this run's: an existing file is refused, or with
- * `overwrite` removed first, but only when it is an HDF5 file (a run log),
- * never a text file or anything that is not a regular file.  Removing
- * rather than truncating leaves a run still writing the old file its own
- * inode.  O_EXCL makes the claim atomic: of two runs started on one new
- * path, exactly one gets it. */
-static int claim_output(const char *path, bool overwrite, agon_error *err)
+/* Whether `path` may become this run's log: a missing path may; an
+ * existing one only with `overwrite`, and only when it is an HDF5 file (a
+ * run log), never a text file or anything that is not a regular file.
+ * No side effects, so it can run before anything is built. */
+static int check_output(const char *path, bool overwrite, bool *exists, agon_error *err)
 {
     struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISREG(st.st_mode))
-            return agon_error_set(err, AGON_EIO,
-                                  "%s: exists and is not a regular file; choose another output "
-                                  "path (-o)",
-                                  path);
-        if (!overwrite)
-            return agon_error_set(err, AGON_EIO,
-                                  "%s: already exists; choose another output path (-o) or pass "
-                                  "--overwrite to replace it",
-                                  path);
-        if (!agon_log_file_is_hdf5(path))
-            return agon_error_set(err, AGON_EIO,
-                                  "%s: is not an HDF5 run log, so --overwrite will not replace "
-                                  "it; choose another output path (-o)",
-                                  path);
-        if (unlink(path) != 0)
-            return agon_error_set(err, AGON_EIO, "%s: cannot replace it: %s", path,
-                                  strerror(errno));
-    }
+    *exists = lstat(path, &st) == 0;
+    if (!*exists)
+        return 0;
+    if (!S_ISREG(st.st_mode))
+        return agon_error_set(err, AGON_EIO,
+                              "%s: exists and is not a regular file; choose another output "
+                              "path (-o)",
+                              path);
+    if (!overwrite)
+        return agon_error_set(err, AGON_EIO,
+                              "%s: already exists; choose another output path (-o) or pass "
+                              "--overwrite to replace it",
+                              path);
+    if (!agon_log_file_is_hdf5(path))
+        return agon_error_set(err, AGON_EIO,
+                              "%s: is not an HDF5 run log, so --overwrite will not replace it; "
+                              "choose another output path (-o)",
+                              path);
+    return 0;
+}
+
+/* Makes `path` this run's, checking again since the first check.  An old
+ * log is removed rather than truncated, so a run still writing it keeps
+ * its own inode.  O_EXCL makes the claim atomic: of two runs started on one
+ * new path, exactly one gets it. */
+static int claim_output(const char *path, bool overwrite, agon_error *err)
+{
+    bool exists;
+    int rc = check_output(path, overwrite, &exists, err);
+    if (rc != 0)
+        return rc;
+    if (exists && unlink(path) != 0)
+        return agon_error_set(err, AGON_EIO, "%s: cannot replace it: %s", path, strerror(errno));
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         if (errno == EEXIST)
@@ -822,12 +833,10 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     }
     /* Checked before anything is built, so a mistake costs nothing; the
      * path is claimed (claim_output) only once the run can start. */
-    struct stat existing;
-    if (!opts->overwrite && lstat(path, &existing) == 0)
-        return agon_error_set(err, AGON_EIO,
-                              "%s: already exists; choose another output path (-o) or pass "
-                              "--overwrite to replace it",
-                              path);
+    bool exists;
+    int out_rc = check_output(path, opts->overwrite, &exists, err);
+    if (out_rc != 0)
+        return out_rc;
     agon_run_result local;
     if (!result)
         result = &local;
