@@ -1,6 +1,6 @@
 /* Sequential networks: the layer list, buffers, parameters and the
  * forward/backward driver (see agon/nn.h).  The layer kinds themselves live
- * in nn_linear.c and nn_activation.c. */
+ * in the other nn_*.c files. */
 #include "agon/nn.h"
 
 #include <assert.h>
@@ -84,12 +84,15 @@ struct agon_net {
     agon_tensor in_view;
     agon_tensor dout_view;      /* returned by backward of an empty net */
     int64_t batch;              /* of the last forward; 0 before the first */
+    int64_t batch_groups;       /* see agon_net_set_batch_groups */
     /* Arrays of pointers into the arena: they grow while the network is
      * built, but what they point at never moves. */
     net_layer **layers;
     size_t n_layers, cap_layers;
     agon_param **params;
     size_t n_params, cap_params;
+    agon_buffer **buffers;
+    size_t n_buffers, cap_buffers;
 };
 
 static bool sample_shape_ok(const agon_shape *s)
@@ -141,6 +144,7 @@ agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_er
     }
     net->in_shape = *in_shape;
     net->max_batch = max_batch;
+    net->batch_groups = 1;
     net->arena = agon_arena_create(0, err);
     if (!net->arena) {
         free(net);
@@ -165,6 +169,7 @@ void agon_net_destroy(agon_net *net)
     }
     free(net->layers);
     free(net->params);
+    free(net->buffers);
     agon_arena_destroy(net->arena);
     free(net);
 }
@@ -343,6 +348,7 @@ const agon_tensor *agon_net_forward(agon_net *net, const agon_tensor *in, bool t
     int64_t batch = in->shape.dim[0];
     assert(batch >= 1 && batch <= net->max_batch);
     assert(agon_tensor_numel(in) == batch * agon_shape_numel(&net->in_shape));
+    assert(batch % net->batch_groups == 0 && "the batch must be a multiple of the groups");
 
     net->in_view = batch_view(&net->in_buf, batch);
     if (in->data != net->in_view.data)
@@ -400,6 +406,17 @@ const agon_tensor *agon_net_backward(agon_net *net, const agon_tensor *dout, boo
     return dy;
 }
 
+void agon_net_set_batch_groups(agon_net *net, int64_t groups)
+{
+    assert(groups >= 1 && groups <= net->max_batch);
+    net->batch_groups = groups;
+}
+
+int64_t agon_net_batch_groups(const agon_net *net)
+{
+    return net->batch_groups;
+}
+
 void agon_net_zero_grad(agon_net *net)
 {
     for (size_t i = 0; i < net->n_params; i++)
@@ -432,4 +449,65 @@ double agon_net_grad_norm(const agon_net *net)
     for (size_t i = 0; i < net->n_params; i++)
         s += agon_tensor_sumsq(&net->params[i]->grad);
     return sqrt(s);
+}
+
+/* ---- buffers ------------------------------------------------------------------- */
+
+int agon_net_add_buffer(agon_net *net, const char *name, const agon_shape *shape,
+                        agon_tensor *out, agon_error *err)
+{
+    char buf[128];
+    if (net->n_layers == 0)
+        return agon_error_set(err, AGON_EINTERNAL,
+                              "buffer '%s': a buffer belongs to a layer; add the layer first",
+                              name ? name : "");
+    size_t idx = net->n_layers - 1;
+    const char *type = net->layers[idx]->ops->type;
+    if (!name || !*name)
+        return agon_error_set(err, AGON_EPLUGIN, "layer %zu (%s): buffer has no name", idx,
+                              type);
+    int w = snprintf(buf, sizeof buf, "%zu.%s", idx, name);
+    if (w < 0 || (size_t)w >= sizeof(((agon_buffer *)0)->name))
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "layer %zu (%s): buffer name '%s' is too long; "
+                              "'<layer>.<name>' must fit in %zu characters",
+                              idx, type, name, sizeof(((agon_buffer *)0)->name) - 1);
+    bool shape_ok = shape && shape->ndim >= 0 && shape->ndim <= AGON_MAX_DIMS;
+    for (int d = 0; shape_ok && d < shape->ndim; d++)
+        shape_ok = shape->dim[d] >= 1;
+    if (!shape_ok) {
+        if (shape)
+            format_dims(shape, buf, sizeof buf);
+        else
+            snprintf(buf, sizeof buf, "(none)");
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "layer %zu (%s): buffer '%s' has invalid shape %s", idx, type,
+                              name, buf);
+    }
+    int rc = grow((void **)&net->buffers, &net->cap_buffers, net->n_buffers + 1,
+                  sizeof *net->buffers, err);
+    if (rc)
+        return rc;
+    agon_buffer *b = agon_arena_alloc(net->arena, sizeof *b, err);
+    if (!b)
+        return AGON_ENOMEM;
+    if ((rc = agon_arena_tensor(net->arena, &b->value, shape, err)) != 0)
+        return rc;
+    snprintf(b->name, sizeof b->name, "%zu.%s", idx, name);
+    net->buffers[net->n_buffers++] = b;
+    if (out)
+        *out = b->value;
+    return 0;
+}
+
+size_t agon_net_buffer_count(const agon_net *net)
+{
+    return net->n_buffers;
+}
+
+agon_buffer *agon_net_buffer(agon_net *net, size_t i)
+{
+    if (i >= net->n_buffers)
+        return NULL;
+    return net->buffers[i];
 }

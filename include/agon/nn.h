@@ -156,6 +156,15 @@ AGON_API const agon_tensor *agon_net_forward(agon_net *net, const agon_tensor *i
 AGON_API const agon_tensor *agon_net_backward(agon_net *net, const agon_tensor *dout,
                                               bool param_grads, bool want_din);
 
+/* Layers with batch statistics (batch norm) compute them separately over
+ * each of `groups` equal contiguous parts of the batch, exactly as if each
+ * part had been its own forward pass, in order (running statistics are
+ * updated once per part).  The batch of forward must then be a multiple of
+ * `groups`.  1, the default, is one batch.  The game uses 2 for D's
+ * [real; fake] batch. */
+AGON_API void agon_net_set_batch_groups(agon_net *net, int64_t groups);
+AGON_API int64_t agon_net_batch_groups(const agon_net *net);
+
 AGON_API void agon_net_zero_grad(agon_net *net);
 AGON_API size_t agon_net_param_count(const agon_net *net);
 /* Parameter i (borrowed), in layer order. */
@@ -164,6 +173,82 @@ AGON_API agon_param *agon_net_param(agon_net *net, size_t i);
 AGON_API int64_t agon_net_param_numel(const agon_net *net);
 /* L2 norm of all parameter gradients (double accumulation). */
 AGON_API double agon_net_grad_norm(const agon_net *net);
+
+
+/* ---- convolutions -----------------------------------------------------------
+ * Inputs and outputs are NCHW: per-sample shape [C, H, W].
+ * conv2d:           W is [out_channels, in_channels, kernel_h, kernel_w],
+ *                   out = (in + 2*pad - kernel) / stride + 1 (floor).
+ * conv_transpose2d: W is [in_channels, out_channels, kernel_h, kernel_w]
+ *                   (the gradient of conv2d with respect to its input),
+ *                   out = (in - 1)*stride - 2*pad + kernel + output_pad.
+ * b is [out_channels].  fan_in for initialisation is in_channels*kh*kw for
+ * conv2d and out_channels*kh*kw for conv_transpose2d (as PyTorch counts
+ * it), so DEFAULT_UNIFORM matches PyTorch's defaults. */
+typedef struct agon_conv_spec {
+    int64_t out_channels;
+    int64_t kernel_h, kernel_w;     /* >= 1 */
+    int64_t stride_h, stride_w;     /* >= 1 */
+    int64_t pad_h, pad_w;           /* >= 0, < kernel */
+    int64_t output_pad_h, output_pad_w; /* transposed only; < stride */
+    bool bias;
+} agon_conv_spec;
+
+/* Appends a 2-D convolution.  The current per-sample shape must be
+ * [C, H, W] and give an output of at least 1x1; errors say which. */
+AGON_API int agon_net_add_conv2d(agon_net *net, const agon_conv_spec *spec,
+                                 agon_init init, float gain, agon_rng *rng,
+                                 agon_error *err);
+/* Appends a 2-D transposed convolution ("deconvolution"). */
+AGON_API int agon_net_add_conv_transpose2d(agon_net *net, const agon_conv_spec *spec,
+                                           agon_init init, float gain,
+                                           agon_rng *rng, agon_error *err);
+
+/* ---- normalisation, shape and regularisation layers ------------------------ */
+
+/* Batch normalisation over channel dim 0 of the per-sample shape: [F] is
+ * BatchNorm1d over F features, [C, H, W] (or [C, L]) is BatchNorm2d (1d)
+ * over C channels with statistics over batch and the remaining dims.
+ * Training mode normalises with the batch's mean and biased variance and
+ * updates the running statistics:
+ *     running = (1 - momentum) * running + momentum * batch_stat,
+ * with the unbiased variance for running_var (as PyTorch does).
+ * Evaluation mode normalises with the running statistics.  With `affine`,
+ * parameters "weight" (gamma, initialised to 1) and "bias" (beta, 0).
+ * Buffers "running_mean" (0) and "running_var" (1) (see agon_net_buffer).
+ * Training mode needs a batch of at least 2 when the per-channel count is 1. */
+AGON_API int agon_net_add_batchnorm(agon_net *net, float momentum, float eps,
+                                    bool affine, agon_error *err);
+
+/* Appends a reshape to per-sample `shape` (same number of elements). */
+AGON_API int agon_net_add_reshape(agon_net *net, const agon_shape *shape,
+                                  agon_error *err);
+/* Appends a flatten: [C, H, W] -> [C*H*W]. */
+AGON_API int agon_net_add_flatten(agon_net *net, agon_error *err);
+
+/* Appends inverted dropout with drop probability p in [0, 1): in training
+ * mode each element is zeroed with probability p and the others scaled by
+ * 1/(1-p); evaluation mode is the identity.  The layer's mask stream is
+ * seeded from `rng` at build time, so runs are reproducible. */
+AGON_API int agon_net_add_dropout(agon_net *net, float p, agon_rng *rng,
+                                  agon_error *err);
+
+/* ---- buffers ------------------------------------------------------------------
+ * Non-trainable state of a layer (batch norm's running statistics): logged
+ * and checkpointed with the parameters, never touched by optimizers. */
+typedef struct agon_buffer {
+    char name[48];          /* "<layer index>.<name>", e.g. "1.running_mean" */
+    agon_tensor value;
+} agon_buffer;
+
+/* Registers a buffer of the most recently added layer, zero-filled, in the
+ * network's arena; *out receives its storage (the layer's state keeps it). */
+AGON_API int agon_net_add_buffer(agon_net *net, const char *name,
+                                 const agon_shape *shape, agon_tensor *out,
+                                 agon_error *err);
+AGON_API size_t agon_net_buffer_count(const agon_net *net);
+/* Buffer i (borrowed), in layer order; NULL when out of range. */
+AGON_API agon_buffer *agon_net_buffer(agon_net *net, size_t i);
 
 #ifdef __cplusplus
 }
