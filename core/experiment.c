@@ -40,6 +40,12 @@ static const agon_param_spec train_schema[] = {
      "from this step on G is no longer updated (-1: never)"},
     {"threads", AGON_PARAM_INT, "1", 1, 256, NULL,
      "BLAS threads; results are bit-reproducible for a fixed value"},
+    {"conditional", AGON_PARAM_CHOICE, "none", AGON_NO_RANGE, "none|concat",
+     "condition G and D on the data's class labels: none, or concat (one-hot "
+     "labels appended to z and to D's input as features or channels)"},
+    {"d_batch_stats", AGON_PARAM_CHOICE, "separate", AGON_NO_RANGE, "separate|joint",
+     "how D's batch-statistic layers (batch norm) see a D step: separate real and "
+     "fake batches (as in DCGAN), or one joint batch"},
     AGON_PARAM_END,
 };
 
@@ -56,6 +62,9 @@ static const agon_param_spec log_schema[] = {
      "write buffered log data to disk at least this often"},
     {"output", AGON_PARAM_STRING, "''", AGON_NO_RANGE, NULL,
      "log file; empty: runs/<experiment name>.h5 (-o overrides)"},
+    {"sample_mode", AGON_PARAM_CHOICE, "train", AGON_NO_RANGE, "train|eval",
+     "mode of the generator when sampling for snapshots and metrics: train (batch "
+     "statistics, as DCGAN samples) or eval (batch norm's running statistics)"},
     AGON_PARAM_END,
 };
 
@@ -343,6 +352,10 @@ static void read_settings(agon_experiment *exp, const agon_node *train, const ag
     agon_cfg_require_string(train, "update", &s, NULL);
     t->update = strcmp(s, "simultaneous") == 0 ? AGON__UPDATE_SIMULTANEOUS
                                                 : AGON__UPDATE_ALTERNATING;
+    agon_cfg_require_string(train, "conditional", &s, NULL);
+    t->conditional = strcmp(s, "concat") == 0;
+    agon_cfg_require_string(train, "d_batch_stats", &s, NULL);
+    t->d_joint_stats = strcmp(s, "joint") == 0;
     if (t->update == AGON__UPDATE_SIMULTANEOUS && (t->d_steps != 1 || t->g_steps != 1)) {
         agon_node_diag(diag, AGON_ECONFIG, agon_node_get(train, "update"),
                        "simultaneous updates take one D and one G step from the same "
@@ -355,6 +368,8 @@ static void read_settings(agon_experiment *exp, const agon_node *train, const ag
     l->params_every = int_of(log, "params_every");
     agon_cfg_require_float(log, "flush_seconds", &l->flush_seconds, NULL);
     agon_cfg_require_string(log, "output", &l->output, NULL);
+    agon_cfg_require_string(log, "sample_mode", &s, NULL);
+    l->sample_training_mode = strcmp(s, "eval") != 0;
 }
 
 static char *stem_of(const char *path)

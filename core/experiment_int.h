@@ -27,12 +27,15 @@ typedef struct agon__train_settings {
     int64_t threads;
     agon__latent latent;
     agon__update update;
+    bool conditional;               /* one-hot labels concatenated to G's and D's inputs */
+    bool d_joint_stats;             /* D's batch statistics over [real; fake] together */
 } agon__train_settings;
 
 typedef struct agon__log_settings {
     int64_t every, samples_every, n_samples, params_every;
     double flush_seconds;
     const char *output;             /* "" when unset */
+    bool sample_training_mode;      /* G in training mode for samples and metrics */
 } agon__log_settings;
 
 struct agon_experiment {

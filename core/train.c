@@ -78,8 +78,19 @@ struct game {
     metric *metrics;
     size_t n_metrics;
     agon_arena *arena;          /* every buffer of the step */
-    agon_tensor z;              /* [batch, latent] */
-    agon_tensor d_in;           /* [2*batch, sample...]: real rows, then fake rows */
+    agon_tensor z;              /* [batch, latent (+ n_classes)] */
+    agon_tensor d_in;           /* [2*batch, D input...]: real rows, then fake rows */
+    /* Conditional runs (n_classes > 0): D's input is a sample with its
+     * one-hot label appended, so real samples are staged in real_x, and G's
+     * share of D's input gradient is gathered into g_dx. */
+    int64_t n_classes;          /* 0 for an unconditional run */
+    int64_t d_in_numel;         /* per-sample numel of D's input */
+    agon_tensor real_x;         /* [batch, sample...] (conditional only) */
+    agon_tensor g_dx;           /* [batch, sample...] (conditional only) */
+    int32_t *real_labels;       /* [batch] */
+    int32_t *fake_labels;       /* [batch] */
+    int32_t *sample_labels;     /* [n_samples] */
+    int64_t sample_cols;        /* grid columns of a conditional snapshot */
     float *d_grad;              /* [2*batch] dLoss/dlogit */
     float *g_grad;              /* [batch] */
     agon_tensor d_out_grad;     /* views of d_grad / g_grad as [n, 1] */
@@ -112,6 +123,50 @@ static void fill_latent(const game *g, agon_rng *rng, float *z, size_t n)
         agon_rng_fill_normal(rng, z, n, 0.0f, 1.0f);
 }
 
+/* Fills the first `rows` rows of G's input z: fresh latents, followed in a
+ * conditional run by the one-hot labels[i]. */
+static void fill_g_input(const game *g, agon_rng *rng, agon_tensor *z, int64_t rows,
+                         const int32_t *labels)
+{
+    const int64_t latent = g->ts->latent_dim;
+    if (g->n_classes == 0) {
+        fill_latent(g, rng, z->data, (size_t)(rows * latent));
+        return;
+    }
+    const int64_t width = latent + g->n_classes;
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = z->data + i * width;
+        fill_latent(g, rng, row, (size_t)latent);
+        memset(row + latent, 0, (size_t)g->n_classes * sizeof(float));
+        row[latent + labels[i]] = 1.0f;
+    }
+}
+
+static void draw_labels(const game *g, agon_rng *rng, int32_t *labels, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        labels[i] = (int32_t)agon_rng_below(rng, (uint64_t)g->n_classes);
+}
+
+/* One row of a conditional D input: the sample, then its one-hot label as
+ * n_classes extra features (vector data) or constant channels (images). */
+static void pack_d_row(const game *g, float *dst, const float *x, int32_t label)
+{
+    const int64_t numel = g->sample_numel;
+    memcpy(dst, x, (size_t)numel * sizeof(float));
+    const int64_t plane = g->info.sample_shape.ndim > 1 ? numel / g->info.sample_shape.dim[0] : 1;
+    float *extra = dst + numel;
+    memset(extra, 0, (size_t)(g->n_classes * plane) * sizeof(float));
+    for (int64_t j = 0; j < plane; j++)
+        extra[label * plane + j] = 1.0f;
+}
+
+static void pack_d_rows(const game *g, float *dst, const float *x, const int32_t *labels,
+                        int64_t rows)
+{
+    for (int64_t i = 0; i < rows; i++)
+        pack_d_row(g, dst + i * g->d_in_numel, x + i * g->sample_numel, labels[i]);
+}
 static int optimizer_setup(game *g, optimizer *opt, const agon__choice *choice, agon_net *net,
                            agon_error *err)
 {
@@ -249,13 +304,28 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
     }
     g->sample_numel = agon_shape_numel(&g->info.sample_shape);
 
-    agon_shape z_shape = agon_shape_make(1, &latent);
+    agon_shape d_shape = g->info.sample_shape;
+    if (exp->train.conditional) {
+        if (g->info.n_classes <= 0) {
+            const agon_node *train = agon_node_get(agon_config_root(exp->cfg), "train");
+            return agon_node_error(err, AGON_ECONFIG, agon_node_get(train, "conditional"),
+                                   "a conditional GAN needs class labels, and dataset '%s' "
+                                   "has none; use conditional: none or a labelled dataset",
+                                   exp->dataset.component->name);
+        }
+        g->n_classes = g->info.n_classes;
+        /* Labels join images as channels (dim 0) and vectors as features. */
+        d_shape.dim[0] += g->n_classes;
+    }
+    g->d_in_numel = agon_shape_numel(&d_shape);
+    int64_t g_in = latent + g->n_classes;
+    agon_shape z_shape = agon_shape_make(1, &g_in);
     int64_t one = 1;
     agon_shape logit_shape = agon_shape_make(1, &one);
     rc = build_net(g, &exp->generator, AGON_ROLE_GENERATOR, &z_shape, &g->info.sample_shape,
                    batch, &g->G, err);
     if (rc == 0)
-        rc = build_net(g, &exp->discriminator, AGON_ROLE_DISCRIMINATOR, &g->info.sample_shape,
+        rc = build_net(g, &exp->discriminator, AGON_ROLE_DISCRIMINATOR, &d_shape,
                        &logit_shape, 2 * batch, &g->D, err);
     if (rc != 0)
         return rc;
@@ -268,7 +338,7 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
         return rc;
 
     agon_shape zb = agon_shape_batched(batch, &z_shape);
-    agon_shape db = agon_shape_batched(2 * batch, &g->info.sample_shape);
+    agon_shape db = agon_shape_batched(2 * batch, &d_shape);
     int64_t n_samples = exp->log.n_samples;
     agon_shape sz = agon_shape_batched(n_samples, &z_shape);
     agon_shape sx = agon_shape_batched(n_samples, &g->info.sample_shape);
@@ -279,11 +349,39 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
         return rc;
     g->d_grad = agon_arena_alloc(g->arena, (size_t)(2 * batch) * sizeof(float), err);
     g->g_grad = agon_arena_alloc(g->arena, (size_t)batch * sizeof(float), err);
-    if (!g->d_grad || !g->g_grad)
+    g->real_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
+    g->fake_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
+    g->sample_labels = agon_arena_alloc(g->arena, (size_t)n_samples * sizeof(int32_t), err);
+    if (!g->d_grad || !g->g_grad || !g->real_labels || !g->fake_labels || !g->sample_labels)
         return AGON_ENOMEM;
+    if (g->n_classes > 0) {
+        agon_shape xb = agon_shape_batched(batch, &g->info.sample_shape);
+        if ((rc = agon_arena_tensor(g->arena, &g->real_x, &xb, err)) != 0 ||
+            (rc = agon_arena_tensor(g->arena, &g->g_dx, &xb, err)) != 0)
+            return rc;
+    }
     /* The fixed latent batch comes from its own stream so that snapshots
      * are comparable over time and leave training's draws alone. */
-    fill_latent(g, &g->rng_samples, g->sample_z.data, (size_t)agon_tensor_numel(&g->sample_z));
+    if (g->n_classes == 0) {
+        fill_latent(g, &g->rng_samples, g->sample_z.data,
+                    (size_t)agon_tensor_numel(&g->sample_z));
+    } else {
+        /* A grid with one row per class; each column shares one z, so a
+         * row differs from the next only by its label. */
+        g->sample_cols = (n_samples + g->n_classes - 1) / g->n_classes;
+        for (int64_t i = 0; i < n_samples; i++)
+            g->sample_labels[i] = (int32_t)(i / g->sample_cols);
+        for (int64_t c = 0; c < g->sample_cols && c < n_samples; c++)
+            fill_latent(g, &g->rng_samples, g->sample_z.data + c * g_in, (size_t)latent);
+        for (int64_t i = 0; i < n_samples; i++) {
+            float *row = g->sample_z.data + i * g_in;
+            if (i >= g->sample_cols)
+                memcpy(row, g->sample_z.data + (i % g->sample_cols) * g_in,
+                       (size_t)latent * sizeof(float));
+            memset(row + latent, 0, (size_t)g->n_classes * sizeof(float));
+            row[latent + g->sample_labels[i]] = 1.0f;
+        }
+    }
     return metrics_setup(g, err);
 }
 
@@ -318,16 +416,26 @@ static agon_tensor logit_view(float *data, int64_t n)
 static int d_gradient(game *g, step_stats *st, agon_error *err)
 {
     const int64_t n = g->ts->batch_size;
-    agon_tensor real = agon_tensor_rows(&g->d_in, 0, n);
-    agon_tensor fake_rows = agon_tensor_rows(&g->d_in, n, n);
-    int rc = g->data_vt->next_batch(g->data_state, &g->rng_data, &real, NULL, err);
+    const bool cond = g->n_classes > 0;
+    agon_tensor real = cond ? g->real_x : agon_tensor_rows(&g->d_in, 0, n);
+    int rc = g->data_vt->next_batch(g->data_state, &g->rng_data, &real,
+                                    cond ? g->real_labels : NULL, err);
     if (rc != 0)
         return rc;
-    fill_latent(g, &g->rng_latent, g->z.data, (size_t)agon_tensor_numel(&g->z));
+    if (cond)
+        draw_labels(g, &g->rng_latent, g->fake_labels, n);
+    fill_g_input(g, &g->rng_latent, &g->z, n, g->fake_labels);
     const agon_tensor *fake = agon_net_forward(g->G, &g->z, true);
-    memcpy(fake_rows.data, fake->data, (size_t)agon_tensor_numel(fake) * sizeof(float));
+    if (cond) {
+        pack_d_rows(g, g->d_in.data, real.data, g->real_labels, n);
+        pack_d_rows(g, g->d_in.data + n * g->d_in_numel, fake->data, g->fake_labels, n);
+    } else {
+        agon_tensor fake_rows = agon_tensor_rows(&g->d_in, n, n);
+        memcpy(fake_rows.data, fake->data, (size_t)agon_tensor_numel(fake) * sizeof(float));
+    }
 
     agon_net_zero_grad(g->D);
+    agon_net_set_batch_groups(g->D, g->ts->d_joint_stats ? 1 : 2);
     const agon_tensor *logits = agon_net_forward(g->D, &g->d_in, true);
     st->loss_d = g->loss->d_loss(logits->data, (size_t)n, logits->data + n, (size_t)n,
                                  g->d_grad, g->d_grad + n);
@@ -344,20 +452,31 @@ static int d_gradient(game *g, step_stats *st, agon_error *err)
 static void g_gradient(game *g, bool reuse_fake, step_stats *st)
 {
     const int64_t n = g->ts->batch_size;
-    const agon_tensor *fake;
-    if (reuse_fake) {
-        agon_tensor view = agon_tensor_rows(&g->d_in, n, n);
-        fake = &view;
-        const agon_tensor *logits = agon_net_forward(g->D, fake, true);
-        st->loss_g = g->loss->g_loss(logits->data, (size_t)n, g->g_grad);
-    } else {
-        fill_latent(g, &g->rng_latent, g->z.data, (size_t)agon_tensor_numel(&g->z));
-        fake = agon_net_forward(g->G, &g->z, true);
-        const agon_tensor *logits = agon_net_forward(g->D, fake, true);
-        st->loss_g = g->loss->g_loss(logits->data, (size_t)n, g->g_grad);
+    const bool cond = g->n_classes > 0;
+    agon_tensor d_view = agon_tensor_rows(&g->d_in, n, n);
+    const agon_tensor *d_input = &d_view;
+    if (!reuse_fake) {
+        if (cond)
+            draw_labels(g, &g->rng_latent, g->fake_labels, n);
+        fill_g_input(g, &g->rng_latent, &g->z, n, g->fake_labels);
+        const agon_tensor *fake = agon_net_forward(g->G, &g->z, true);
+        if (cond)
+            pack_d_rows(g, d_view.data, fake->data, g->fake_labels, n);
+        else
+            d_input = fake;
     }
+    agon_net_set_batch_groups(g->D, 1);
+    const agon_tensor *logits = agon_net_forward(g->D, d_input, true);
+    st->loss_g = g->loss->g_loss(logits->data, (size_t)n, g->g_grad);
     agon_tensor dout = logit_view(g->g_grad, n);
     const agon_tensor *dx = agon_net_backward(g->D, &dout, false, true);
+    if (cond) {
+        /* G's output is the sample part of each D input row. */
+        for (int64_t i = 0; i < n; i++)
+            memcpy(g->g_dx.data + i * g->sample_numel, dx->data + i * g->d_in_numel,
+                   (size_t)g->sample_numel * sizeof(float));
+        dx = &g->g_dx;
+    }
     agon_net_zero_grad(g->G);
     agon_net_backward(g->G, dx, true, false);
     st->grad_norm_g = agon_net_grad_norm(g->G);
@@ -402,7 +521,14 @@ static int game_step(game *g, int64_t step, step_stats *st, agon_error *err)
 
 /* ---- metric context ---------------------------------------------------------- */
 
-int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+/* G's mode when it samples for snapshots and metrics (log.sample_mode). */
+static bool sample_training(const game *g)
+{
+    return g->exp->log.sample_training_mode;
+}
+
+int agon_metric_fake_labeled(agon_metric_ctx *ctx, agon_tensor *out, int32_t *labels,
+                             agon_error *err)
 {
     game *g = ctx->g;
     int64_t n = out->shape.dim[0];
@@ -413,39 +539,80 @@ int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
             return rc;
         int64_t rows = min64(chunk, n - i);
         agon_tensor z = agon_tensor_rows(&g->z, 0, rows);
-        fill_latent(g, &ctx->m->rng, z.data, (size_t)agon_tensor_numel(&z));
-        const agon_tensor *x = agon_net_forward(g->G, &z, false);
+        if (g->n_classes > 0)
+            draw_labels(g, &ctx->m->rng, g->fake_labels, rows);
+        fill_g_input(g, &ctx->m->rng, &z, rows, g->fake_labels);
+        const agon_tensor *x = agon_net_forward(g->G, &z, sample_training(g));
         memcpy(out->data + i * g->sample_numel, x->data,
                (size_t)(rows * g->sample_numel) * sizeof(float));
+        for (int64_t r = 0; labels && r < rows; r++)
+            labels[i + r] = g->n_classes > 0 ? g->fake_labels[r] : -1;
     }
     return 0;
 }
 
-int agon_metric_real(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+int agon_metric_fake(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+{
+    return agon_metric_fake_labeled(ctx, out, NULL, err);
+}
+
+int agon_metric_real_labeled(agon_metric_ctx *ctx, agon_tensor *out, int32_t *labels,
+                             agon_error *err)
 {
     game *g = ctx->g;
     int rc = check_stop(g, err);
     if (rc != 0)
         return rc;
-    return g->data_vt->next_batch(g->data_state, &ctx->m->rng, out, NULL, err);
+    if (labels && g->info.n_classes <= 0)
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "metric '%s' asked for labels, and dataset '%s' has none; "
+                              "use it with a labelled dataset",
+                              ctx->m->choice->name, g->exp->dataset.component->name);
+    return g->data_vt->next_batch(g->data_state, &ctx->m->rng, out, labels, err);
 }
 
-int agon_metric_discriminate(agon_metric_ctx *ctx, const agon_tensor *x, float *logits,
-                             agon_error *err)
+int agon_metric_real(agon_metric_ctx *ctx, agon_tensor *out, agon_error *err)
+{
+    return agon_metric_real_labeled(ctx, out, NULL, err);
+}
+
+int agon_metric_discriminate_labeled(agon_metric_ctx *ctx, const agon_tensor *x,
+                                     const int32_t *labels, float *logits, agon_error *err)
 {
     game *g = ctx->g;
+    if (g->n_classes > 0 && !labels)
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "metric '%s' ran the conditional discriminator without labels; "
+                              "it must call agon_metric_discriminate_labeled",
+                              ctx->m->choice->name);
     int64_t n = x->shape.dim[0];
     int64_t chunk = agon_net_max_batch(g->D);
+    agon_net_set_batch_groups(g->D, 1);
     for (int64_t i = 0; i < n; i += chunk) {
         int rc = check_stop(g, err);
         if (rc != 0)
             return rc;
         int64_t rows = min64(chunk, n - i);
         agon_tensor view = agon_tensor_rows(x, i, rows);
+        if (g->n_classes > 0) {
+            pack_d_rows(g, g->d_in.data, view.data, labels + i, rows);
+            view = agon_tensor_rows(&g->d_in, 0, rows);
+        }
         const agon_tensor *l = agon_net_forward(g->D, &view, false);
         memcpy(logits + i, l->data, (size_t)rows * sizeof(float));
     }
     return 0;
+}
+
+int agon_metric_discriminate(agon_metric_ctx *ctx, const agon_tensor *x, float *logits,
+                             agon_error *err)
+{
+    return agon_metric_discriminate_labeled(ctx, x, NULL, logits, err);
+}
+
+bool agon_metric_conditional(const agon_metric_ctx *ctx)
+{
+    return ctx->g->n_classes > 0;
 }
 
 const agon_dataset_info *agon_metric_dataset(const agon_metric_ctx *ctx)
@@ -556,19 +723,32 @@ static int write_provenance(agon_log *log, const agon__choice *choice, agon_erro
     return rc;
 }
 
+/* Parameters, then buffers (batch norm's running statistics): together
+ * they are the network's state. */
 static int declare_params(game *g, run_log *rl, agon_role role, agon_net *net, agon_error *err)
 {
-    size_t n = agon_net_param_count(net);
+    size_t n_params = agon_net_param_count(net);
+    size_t n = n_params + agon_net_buffer_count(net);
     const char **names = agon_arena_alloc(g->arena, (n + 1) * sizeof *names, err);
     agon_shape *shapes = agon_arena_alloc(g->arena, (n + 1) * sizeof *shapes, err);
     rl->param_ptrs[role] = agon_arena_alloc(g->arena, (n + 1) * sizeof(float *), err);
     if (!names || !shapes || !rl->param_ptrs[role])
         return AGON_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        agon_param *p = agon_net_param(net, i);
-        names[i] = p->name;
-        shapes[i] = p->value.shape;
-        rl->param_ptrs[role][i] = p->value.data;
+        const char *name;
+        const agon_tensor *value;
+        if (i < n_params) {
+            agon_param *p = agon_net_param(net, i);
+            name = p->name;
+            value = &p->value;
+        } else {
+            agon_buffer *b = agon_net_buffer(net, i - n_params);
+            name = b->name;
+            value = &b->value;
+        }
+        names[i] = name;
+        shapes[i] = value->shape;
+        rl->param_ptrs[role][i] = value->data;
     }
     char path[64];
     snprintf(path, sizeof path, "/params/%s", agon_role_name(role));
@@ -644,6 +824,15 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         rl->samples = agon_log_series_create(log, "/samples", cols, &shape, 1, err);
         if (!rl->samples)
             return err->code;
+        rc = agon_log_attr_string(log, "/samples", "mode",
+                                  exp->log.sample_training_mode ? "train" : "eval", err);
+        if (rc == 0 && g->n_classes > 0) {
+            rc = agon_log_attr_int(log, "/samples", "grid_cols", g->sample_cols, err);
+            if (rc == 0)
+                rc = agon_log_attr_int(log, "/samples", "n_classes", g->n_classes, err);
+        }
+        if (rc != 0)
+            return rc;
     }
     if (exp->log.params_every > 0) {
         if ((rc = declare_params(g, rl, AGON_ROLE_GENERATOR, g->G, err)) != 0 ||
@@ -660,7 +849,7 @@ static int snapshot_samples(game *g, run_log *rl, int64_t step, agon_error *err)
     for (int64_t i = 0; i < n; i += chunk) {
         int64_t rows = min64(chunk, n - i);
         agon_tensor z = agon_tensor_rows(&g->sample_z, i, rows);
-        const agon_tensor *x = agon_net_forward(g->G, &z, false);
+        const agon_tensor *x = agon_net_forward(g->G, &z, sample_training(g));
         memcpy(g->sample_x.data + i * g->sample_numel, x->data,
                (size_t)(rows * g->sample_numel) * sizeof(float));
     }
@@ -685,6 +874,14 @@ static int write_final_params(agon_log *log, agon_net *net, agon_role role, agon
         char path[160];
         snprintf(path, sizeof path, "/final/%s/%s", agon_role_name(role), p->name);
         int rc = agon_log_write_tensor(log, path, &p->value, err);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < agon_net_buffer_count(net); i++) {
+        agon_buffer *b = agon_net_buffer(net, i);
+        char path[160];
+        snprintf(path, sizeof path, "/final/%s/%s", agon_role_name(role), b->name);
+        int rc = agon_log_write_tensor(log, path, &b->value, err);
         if (rc != 0)
             return rc;
     }
@@ -883,6 +1080,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     if (rc == 0 && rl.params[0])
         rc = snapshot_params(&rl, 0, err);
 
+    const double loop_start = now_seconds();
     while (rc == 0 && step < steps) {
         if (opts->stop_flag && *opts->stop_flag) {
             status = "interrupted";
@@ -935,12 +1133,15 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         status = "failed";
         snprintf(message, sizeof message, "%s", err->message);
     }
+    const double train_seconds = now_seconds() - loop_start;
     progress_print(&prog, step, steps, &st, true);
 
     agon_error log_err = {0};
     int lrc = agon_log_finish(rl.log, status, message, &log_err);
     if (lrc == 0)
         lrc = agon_log_attr_int(rl.log, "/", "steps_done", step, &log_err);
+    if (lrc == 0)
+        lrc = agon_log_attr_double(rl.log, "/", "train_seconds", train_seconds, &log_err);
     if (lrc == 0 && diverged_step >= 0) {
         lrc = agon_log_attr_int(rl.log, "/diverged", "step", diverged_step, &log_err);
         if (lrc == 0)

@@ -440,6 +440,106 @@ static void test_optimizer_counter(void **st)
     agon_registry_destroy(reg);
 }
 
+static int64_t read_root_int_at(const char *file, const char *obj, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    int64_t v = 0;
+    assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return v;
+}
+
+/* Runs `yaml` (an experiment text) into `out`; returns the status and the
+ * error message in *msg. */
+static int run_text(agon_registry *reg, const char *yaml, const char *out, char *msg,
+                    size_t cap)
+{
+    agon_test_write_file("cond.yaml", yaml);
+    agon_diag diag;
+    agon_diag_init(&diag);
+    agon_experiment *exp = agon_experiment_load(reg, "cond.yaml", NULL, 0, false, &diag);
+    assert_non_null(exp);
+    agon_diag_fini(&diag);
+    agon_run_options opts = {.output_path = out, .progress = AGON_PROGRESS_NONE,
+                             .overwrite = true};
+    agon_error err = {0};
+    int rc = agon_experiment_run(exp, &opts, NULL, &err);
+    snprintf(msg, cap, "%s", err.message);
+    agon_experiment_destroy(exp);
+    return rc;
+}
+
+static const char cond_yaml[] =
+    "seed: 3\n"
+    "dataset: {plugin: probe_clusters, classes: 3}\n"
+    "generator: {plugin: mlp, hidden: [64, 64]}\n"
+    "discriminator: {plugin: mlp, hidden: [64, 64], activation: leaky_relu}\n"
+    "loss: {plugin: nonsaturating}\n"
+    "g_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}\n"
+    "d_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}\n"
+    "train: {steps: 1500, batch_size: 128, latent_dim: 8, conditional: concat}\n"
+    "log: {every: 10, samples_every: 500, n_samples: 30, params_every: 1500}\n"
+    "metrics: [{plugin: probe_labels, every: 500}]\n";
+
+static double read_last(const char *file, const char *path)
+{
+    static float v[4096];
+    size_t n = read_floats(file, path, v, 4096);
+    return v[n - 1];
+}
+
+/* A conditional GAN learns to put each class where its data is: the
+ * generator's samples for label c end up nearest to blob c. */
+static void test_conditional_follows_labels(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    char msg[512];
+    assert_int_equal(run_text(reg, cond_yaml, "cond.h5", msg, sizeof msg), 0);
+    /* G's input is z (8) + one-hot (3), D's is x (2) + one-hot (3). */
+    static float w[64 * 11];
+    assert_int_equal(read_floats("cond.h5", "/final/generator/0.weight", w, 64 * 11), 64 * 11);
+    assert_int_equal(read_floats("cond.h5", "/final/discriminator/0.weight", w, 64 * 11), 64 * 5);
+    assert_true(read_last("cond.h5", "/metrics/probe_labels/real_label_accuracy") == 1.0);
+    assert_true(read_last("cond.h5", "/metrics/probe_labels/label_accuracy") >= 0.9);
+
+    /* The snapshot grid: 3 rows (classes) of 10; row c near centre 3c - 3. */
+    assert_int_equal(read_root_int_at("cond.h5", "/samples", "grid_cols"), 10);
+    assert_int_equal(read_root_int_at("cond.h5", "/samples", "n_classes"), 3);
+    static float x[4 * 30 * 2];
+    size_t n = read_floats("cond.h5", "/samples/x", x, 4 * 30 * 2);
+    assert_int_equal(n, 4 * 30 * 2);
+    const float *last = x + 3 * 30 * 2;
+    int near = 0;
+    for (int i = 0; i < 30; i++)
+        near += fabsf(last[2 * i] - (3.0f * (float)(i / 10) - 3.0f)) < 1.0f;
+    assert_true(near >= 27);
+    agon_registry_destroy(reg);
+}
+
+static void test_conditional_needs_labels(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    char msg[512];
+    const char yaml[] = "dataset: {plugin: gaussian_mixture}\n"
+                        "generator: {plugin: mlp}\n"
+                        "discriminator: {plugin: mlp}\n"
+                        "loss: {plugin: minimax}\n"
+                        "train:\n"
+                        "  steps: 2\n"
+                        "  conditional: concat\n";
+    assert_int_equal(run_text(reg, yaml, "nolabels.h5", msg, sizeof msg), AGON_ECONFIG);
+    assert_string_equal(msg, "cond.yaml:7:16: train.conditional: a conditional GAN needs "
+                             "class labels, and dataset 'gaussian_mixture' has none; use "
+                             "conditional: none or a labelled dataset");
+    agon_registry_destroy(reg);
+}
+
 int main(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -457,6 +557,8 @@ int main(void)
         cmocka_unit_test(test_side_draws_leave_training_alone),
         cmocka_unit_test(test_intervals_and_last_step),
         cmocka_unit_test(test_optimizer_counter),
+        cmocka_unit_test(test_conditional_follows_labels),
+        cmocka_unit_test(test_conditional_needs_labels),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

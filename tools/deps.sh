@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libyaml-dev libopenblas-dev libhdf5-dev hdf5-tools libcmocka-dev
+  zlib1g-dev libpng-dev dataset-fashion-mnist
   python3 python3-h5py python3-numpy
 )
 

@@ -143,6 +143,22 @@ AGON_API int agon_metric_real(agon_metric_ctx *ctx, agon_tensor *out, agon_error
 /* Writes D's logits for x ([n, sample_shape...]) into logits[0..n). */
 AGON_API int agon_metric_discriminate(agon_metric_ctx *ctx, const agon_tensor *x,
                                       float *logits, agon_error *err);
+/* As agon_metric_fake, and labels[0..n) receives the class each sample was
+ * generated for: drawn uniformly from the metrics stream when the run is
+ * conditional (train.conditional), -1 otherwise. */
+AGON_API int agon_metric_fake_labeled(agon_metric_ctx *ctx, agon_tensor *out,
+                                      int32_t *labels, agon_error *err);
+/* As agon_metric_real, with the samples' labels (AGON_EPLUGIN when the
+ * dataset has none). */
+AGON_API int agon_metric_real_labeled(agon_metric_ctx *ctx, agon_tensor *out,
+                                      int32_t *labels, agon_error *err);
+/* As agon_metric_discriminate for a conditional run: D sees x with the
+ * given labels.  labels may be NULL for an unconditional run. */
+AGON_API int agon_metric_discriminate_labeled(agon_metric_ctx *ctx, const agon_tensor *x,
+                                              const int32_t *labels, float *logits,
+                                              agon_error *err);
+/* True when the run is conditional (G and D take class labels). */
+AGON_API bool agon_metric_conditional(const agon_metric_ctx *ctx);
 AGON_API const agon_dataset_info *agon_metric_dataset(const agon_metric_ctx *ctx);
 /* The metrics stream (independent of training's streams). */
 AGON_API agon_rng *agon_metric_rng(agon_metric_ctx *ctx);

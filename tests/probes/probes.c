@@ -4,7 +4,9 @@
  *     parameter, so the run diverges and the test sees it.
  *   metric 'probe': draws real and fake samples and runs D through the
  *     metric context, emitting their means, so tests can check that a
- *     metric's draws leave training untouched. */
+ *     metric's draws leave training untouched.
+ *   dataset 'probe_clusters' and metric 'probe_labels': labelled data and
+ *     the labelled metric context, for conditional runs. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -121,7 +123,138 @@ static const agon_metric_vtable probe_vtable = {
     sizeof(agon_metric_vtable), probe_outputs, probe_create, probe_destroy, probe_evaluate,
 };
 
+/* ---- dataset 'probe_clusters': labelled 2-D data -------------------------- *
+ * Class c of K is a Gaussian blob (std 0.1) centred at (3c - 1.5(K-1), 0);
+ * labels are drawn uniformly.  Conditional-GAN tests use it: a generator
+ * that honours its label puts class c's samples near centre c. */
+typedef struct clusters {
+    int64_t k;
+    float lo[2], hi[2];
+} clusters;
+
+static float cluster_centre(int64_t k, int64_t c)
+{
+    return 3.0f * (float)c - 1.5f * (float)(k - 1);
+}
+
+static int clusters_create(const agon_node *cfg, void **state, agon_dataset_info *info,
+                           agon_error *err)
+{
+    clusters *c = calloc(1, sizeof *c);
+    if (!c)
+        return agon_error_set(err, AGON_ENOMEM, "probe_clusters: out of memory");
+    int rc = agon_cfg_opt_int(cfg, "classes", 2, &c->k, err);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    int64_t two = 2;
+    info->sample_shape = agon_shape_make(1, &two);
+    info->size = -1;
+    info->n_classes = c->k;
+    c->lo[0] = cluster_centre(c->k, 0) - 1.0f;
+    c->hi[0] = cluster_centre(c->k, c->k - 1) + 1.0f;
+    c->lo[1] = -1.0f;
+    c->hi[1] = 1.0f;
+    info->bounds_lo = c->lo;
+    info->bounds_hi = c->hi;
+    *state = c;
+    return 0;
+}
+
+static int clusters_next(void *state, agon_rng *rng, agon_tensor *out, int32_t *labels,
+                         agon_error *err)
+{
+    const clusters *c = state;
+    int64_t n = out->shape.dim[0];
+    for (int64_t i = 0; i < n; i++) {
+        int32_t label = (int32_t)agon_rng_below(rng, (uint64_t)c->k);
+        out->data[2 * i] = cluster_centre(c->k, label) + 0.1f * (float)agon_rng_normal(rng);
+        out->data[2 * i + 1] = 0.1f * (float)agon_rng_normal(rng);
+        if (labels)
+            labels[i] = label;
+    }
+    return 0;
+}
+
+static const agon_param_spec clusters_params[] = {
+    {"classes", AGON_PARAM_INT, "2", 1, 100, NULL, "number of classes (blobs)"},
+    AGON_PARAM_END,
+};
+
+static const agon_dataset_vtable clusters_vtable = {
+    sizeof(agon_dataset_vtable), clusters_create, free, clusters_next,
+};
+
+/* ---- metric 'probe_labels': the labelled side of the metric context ------- *
+ * label_accuracy: share of conditional fake samples nearest to their own
+ * class's centre; real_label_accuracy: the same for real samples (1 unless
+ * labels are wrong); real_logit: D's mean logit on labelled real samples. */
+typedef struct label_probe {
+    float x[2 * PROBE_N];
+    float logits[PROBE_N];
+    int32_t labels[PROBE_N];
+    int64_t k;
+} label_probe;
+
+static int label_probe_create(const agon_node *cfg, const agon_dataset_info *data,
+                              void **state, agon_error *err)
+{
+    label_probe *p = calloc(1, sizeof *p);
+    if (!p)
+        return agon_error_set(err, AGON_ENOMEM, "probe_labels: out of memory");
+    p->k = data->n_classes;
+    *state = p;
+    return 0;
+}
+
+static double label_accuracy(const label_probe *p)
+{
+    int64_t hits = 0;
+    for (int64_t i = 0; i < PROBE_N; i++) {
+        int64_t best = 0;
+        for (int64_t c = 1; c < p->k; c++) {
+            if (fabsf(p->x[2 * i] - cluster_centre(p->k, c)) <
+                fabsf(p->x[2 * i] - cluster_centre(p->k, best)))
+                best = c;
+        }
+        hits += best == p->labels[i];
+    }
+    return (double)hits / PROBE_N;
+}
+
+static int label_probe_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    label_probe *p = state;
+    int64_t dims[2] = {PROBE_N, 2};
+    agon_tensor t = {.data = p->x, .shape = agon_shape_make(2, dims)};
+    int rc = agon_metric_real_labeled(ctx, &t, p->labels, err);
+    if (rc == 0)
+        rc = agon_metric_emit(ctx, "real_label_accuracy", label_accuracy(p), err);
+    if (rc == 0)
+        rc = agon_metric_discriminate_labeled(ctx, &t, p->labels, p->logits, err);
+    if (rc == 0)
+        rc = agon_metric_emit(ctx, "real_logit", mean(p->logits, PROBE_N), err);
+    if (rc == 0)
+        rc = agon_metric_fake_labeled(ctx, &t, p->labels, err);
+    if (rc == 0)
+        rc = agon_metric_emit(ctx, "label_accuracy", label_accuracy(p), err);
+    return rc;
+}
+
+static const char *const label_probe_outputs[] = {"real_label_accuracy", "real_logit",
+                                                   "label_accuracy", NULL};
+
+static const agon_metric_vtable label_probe_vtable = {
+    sizeof(agon_metric_vtable), label_probe_outputs, label_probe_create, free,
+    label_probe_evaluate,
+};
+
 AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_OPTIMIZER("probe_sgd", "SGD that checks its update counter", probe_sgd_params,
                            &probe_sgd_vtable),
-            AGON_METRIC("probe", "draws through the metric context", NULL, &probe_vtable))
+            AGON_METRIC("probe", "draws through the metric context", NULL, &probe_vtable),
+            AGON_DATASET("probe_clusters", "labelled 2-D blobs", clusters_params,
+                         &clusters_vtable),
+            AGON_METRIC("probe_labels", "labelled draws through the metric context", NULL,
+                         &label_probe_vtable))
