@@ -16,4 +16,14 @@ int agon_cli_show(int argc, char **argv);
  * Returns 0 or a negative agon status (AGON_EUSAGE for an unknown NAME). */
 int agon_cli_plugins(int argc, char **argv, agon_registry *reg);
 
+/* `agon export RUN.h5 --png DIR [--steps all|last|LIST] [--cols N]
+ * [--scale K]`: argv[0] is "export".  Draws the snapshots of /samples as
+ * DIR/samples_step<STEP>.png (an image grid, or a scatter plot for 2-D
+ * samples; docs/export.md) and prints the path of each file written.
+ * Returns 0 or a negative agon status (AGON_EUSAGE for a bad command line
+ * or a step that was not logged; AGON_EIO / AGON_EDATA for an unreadable
+ * log, a log without usable samples, or a folder or file that cannot be
+ * written). */
+int agon_cli_export(int argc, char **argv);
+
 #endif /* AGON_CLI_H */

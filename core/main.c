@@ -1,4 +1,4 @@
-/* The agon command: dispatch to run, validate, plugins, show. */
+/* The agon command: dispatch to run, validate, plugins, show, export. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -25,6 +25,10 @@ static const char usage_text[] =
     "  plugins [NAME] list the plugins found, their components and parameters\n"
     "  show RUN.h5 [--no-config]\n"
     "                 summarise a run log: status, last losses and metrics, config\n"
+    "  export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]\n"
+    "                 draw the logged generator samples, one PNG per step:\n"
+    "                 an image grid, or a scatter plot for 2-D samples\n"
+    "                 (agon export --help for details)\n"
     "\n"
     "options for every command:\n"
     "  --plugin-path DIR   search DIR for plugins first (repeatable); then\n"
@@ -299,12 +303,13 @@ static int finish_stdout(int code)
     return code;
 }
 
-static const char *const commands[] = {"run", "validate", "plugins", "show", NULL};
+static const char *const commands[] = {"run", "validate", "plugins", "show", "export", NULL};
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "agon: missing command (run, validate, plugins or show); see agon --help\n");
+        fprintf(stderr, "agon: missing command (run, validate, plugins, show or export); "
+                        "see agon --help\n");
         return agon_status_exit_code(AGON_EUSAGE);
     }
     const char *cmd = argv[1];
@@ -319,6 +324,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "show") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_show(argc - 1, argv + 1)));
+    if (strcmp(cmd, "export") == 0)
+        return finish_stdout(agon_status_exit_code(agon_cli_export(argc - 1, argv + 1)));
 
     cli_args a;
     memset(&a, 0, sizeof a);

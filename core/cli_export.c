@@ -1,0 +1,990 @@
+/* `agon export RUN.h5 --png DIR`: the generator samples of a run log
+ * (/samples, docs/hdf5-layout.md) drawn as one PNG per logged step.
+ * docs/export.md is the user's description; the choices that readers of
+ * the pictures rely on (pixel mapping, grid geometry, plot range) are
+ * documented there and tested in tests/test_export.c. */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+#include <png.h>
+
+#include "agon/error.h"
+
+static const char export_usage[] =
+    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]";
+
+static const char export_help[] =
+    "\n"
+    "Draws the generator samples logged in /samples as one PNG per logged step,\n"
+    "DIR/samples_step<STEP>.png (STEP zero-padded to the digits of the run's\n"
+    "planned steps), and prints the path of every file written.\n"
+    "  image samples [1, H, W] or [3, H, W]: a grid of tiles, 8-bit grey or RGB,\n"
+    "      values mapped from [-1, 1] to 0..255 (clamped; NaN is 0);\n"
+    "  2-D samples [2]: a 512x512 scatter plot, the same axis range for every step.\n"
+    "\n"
+    "  --png DIR      folder for the PNG files, created if missing; PNG files\n"
+    "                 of the same names in it are replaced\n"
+    "  --steps WHICH  all (default), last, or a comma-separated list of logged steps\n"
+    "  --cols N       images per grid row (default: the log's grid_cols attribute,\n"
+    "                 else the smallest N with N*N >= the number of samples)\n"
+    "  --scale K      enlarge every pixel to K x K (1 to 64; default 1)\n"
+    "\n"
+    "docs/export.md describes the pictures exactly.\n";
+
+enum {
+    GRID_PAD = 2,               /* pixels around and between tiles */
+    PAD_VALUE = 255,            /* white: tanh images mostly have dark backgrounds */
+    PLOT_SIZE = 512,            /* scatter plot side at --scale 1 */
+    PLOT_DOT = 1,               /* dot half-width at --scale 1: 3x3 pixels */
+    PLOT_BACKGROUND = 255,
+    PLOT_AXIS = 200,
+    PLOT_INK = 0,
+    MAX_SCALE = 64,
+    MAX_SIDE = 65535,
+};
+
+/* Caps that keep a hostile or mistaken file from exhausting memory: a
+ * snapshot of 2^28 floats (1 GiB) and a picture of 2^27 pixels are far
+ * beyond any sample grid anyone looks at. */
+#define MAX_ROW_VALUES ((uint64_t)1 << 28)
+#define MAX_PIXELS ((uint64_t)1 << 27)
+
+typedef enum steps_mode { STEPS_ALL, STEPS_LAST, STEPS_LIST } steps_mode;
+
+typedef struct export_opts {
+    const char *log_path;
+    const char *dir;
+    steps_mode steps;
+    int64_t *list;          /* owned; STEPS_LIST only */
+    size_t n_list;
+    int64_t cols;           /* 0 when --cols was not given */
+    int64_t scale;
+} export_opts;
+
+typedef enum sample_kind { KIND_GREY, KIND_RGB, KIND_POINTS } sample_kind;
+
+/* The usable part of /samples: the first `rows` snapshots, which both
+ * `step` and `x` have (after a crash they may end at different lengths). */
+typedef struct samples {
+    const char *path;       /* the log, for messages */
+    hid_t group, x;
+    int64_t rows;
+    int64_t n;              /* samples per snapshot */
+    int x_rank;
+    hsize_t x_dims[H5S_MAX_RANK];
+    int64_t *steps;         /* [rows], owned */
+    int64_t planned;        /* root attribute steps_planned, else 0 */
+    uint64_t row_values;    /* n * values per sample */
+    sample_kind kind;
+} samples;
+
+/* ---- messages --------------------------------------------------------- */
+
+static int usage_fail(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "agon export: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "; %s\n", export_usage);
+    return AGON_EUSAGE;
+}
+
+typedef struct h5_detail {
+    char text[256];
+} h5_detail;
+
+static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *data)
+{
+    h5_detail *d = data;
+    if (n == 0 && e->desc && e->desc[0])
+        snprintf(d->text, sizeof d->text, "%s", e->desc);
+    return 0;
+}
+
+/* The innermost message of HDF5's error stack, the one that names the cause. */
+static const char *h5_why(h5_detail *d)
+{
+    snprintf(d->text, sizeof d->text, "no detail from HDF5");
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, d);
+    return d->text;
+}
+
+/* "[a, b, c]" for dims[0..rank). */
+static void format_shape(const hsize_t *dims, int rank, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%llu", i ? ", " : "",
+                                 (unsigned long long)dims[i]);
+    if (used < cap)
+        snprintf(buf + used, cap - used, "]");
+}
+
+/* The logged steps for a "no snapshot at step S" message: all of them
+ * when few, else the first and last three. */
+static void format_steps(const int64_t *steps, int64_t rows, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int64_t i = 0; i < rows && used < cap; i++) {
+        if (rows > 8 && i == 3) {
+            used += (size_t)snprintf(buf + used, cap - used, ", ...");
+            i = rows - 4;
+            continue;
+        }
+        used += (size_t)snprintf(buf + used, cap - used, "%s%" PRId64, i ? ", " : "", steps[i]);
+    }
+    if (rows > 8 && used < cap)
+        snprintf(buf + used, cap - used, " (%" PRId64 " snapshots)", rows);
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+/* A decimal integer in [lo, hi], the whole string. */
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s[0] || s[0] == ' ' || s[0] == '+')
+        return false;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int parse_steps(const char *text, export_opts *o)
+{
+    if (strcmp(text, "all") == 0) {
+        o->steps = STEPS_ALL;
+        return 0;
+    }
+    if (strcmp(text, "last") == 0) {
+        o->steps = STEPS_LAST;
+        return 0;
+    }
+    size_t n = 1;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    int64_t *list = malloc(n * sizeof *list);
+    char *copy = strdup(text);
+    if (!list || !copy) {
+        free(list);
+        free(copy);
+        fprintf(stderr, "agon export: out of memory\n");
+        return AGON_ENOMEM;
+    }
+    size_t k = 0;
+    char *item = copy;
+    for (;;) {
+        char *comma = strchr(item, ',');
+        if (comma)
+            *comma = '\0';
+        if (!parse_int(item, 0, INT64_MAX, &list[k++])) {
+            free(list);
+            free(copy);
+            return usage_fail("--steps takes all, last or a comma-separated list of steps "
+                              "(integers >= 0), not '%s'",
+                              text);
+        }
+        if (!comma)
+            break;
+        item = comma + 1;
+    }
+    free(copy);
+    free(o->list);
+    o->list = list;
+    o->n_list = k;
+    o->steps = STEPS_LIST;
+    return 0;
+}
+
+/* Returns 0, 1 when help was printed, or a negative status. */
+static int parse_export_args(int argc, char **argv, export_opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *name = arg, *value = NULL;
+        char opt[16];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            printf("%s\n%s", export_usage, export_help);
+            return 1;
+        }
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (o->log_path)
+                return usage_fail("give one run log; '%s' is a second one", arg);
+            o->log_path = arg;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof opt) {
+            memcpy(opt, arg, (size_t)(eq - arg));
+            opt[eq - arg] = '\0';
+            name = opt;
+            value = eq + 1;
+        }
+        bool takes_value = strcmp(name, "--png") == 0 || strcmp(name, "--steps") == 0 ||
+                           strcmp(name, "--cols") == 0 || strcmp(name, "--scale") == 0;
+        if (!takes_value)
+            return usage_fail("unknown option '%s'", arg);
+        if (!value) {
+            if (i + 1 >= argc)
+                return usage_fail("option '%s' needs a value", arg);
+            value = argv[++i];
+        }
+        if (strcmp(name, "--png") == 0) {
+            if (!value[0])
+                return usage_fail("%s needs a folder name, not an empty string", name);
+            o->dir = value;
+        } else if (strcmp(name, "--steps") == 0) {
+            int rc = parse_steps(value, o);
+            if (rc != 0)
+                return rc;
+        } else if (strcmp(name, "--cols") == 0) {
+            if (!parse_int(value, 1, MAX_SIDE, &o->cols))
+                return usage_fail("--cols takes a whole number from 1 to 65535, not '%s'", value);
+        } else if (!parse_int(value, 1, MAX_SCALE, &o->scale)) {
+            return usage_fail("--scale takes a whole number from 1 to 64, not '%s'", value);
+        }
+    }
+    if (!o->log_path)
+        return usage_fail("%s", "no run log given");
+    if (!o->dir)
+        return usage_fail("%s", "--png DIR is missing (the folder for the PNG files)");
+    return 0;
+}
+
+/* ---- reading the log --------------------------------------------------- */
+
+static hid_t open_log(const char *path, int *code)
+{
+    struct stat st;
+    *code = AGON_EIO;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "%s: cannot open run log: %s; check the path\n", path, strerror(errno));
+        return H5I_INVALID_HID;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: not a regular file; give the path of a run log (.h5)\n", path);
+        return H5I_INVALID_HID;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        fprintf(stderr, "%s: not an HDF5 file, so not an agon run log; give the .h5 file "
+                "that agon run wrote\n", path);
+        *code = AGON_EDATA;
+        return H5I_INVALID_HID;
+    }
+    /* A finished log opens plainly; one being written, or left by a killed
+     * writer, only for SWMR reading.  Few metadata retries: a SWMR reader
+     * retries a bad checksum, which on a damaged file never succeeds. */
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    h5_detail d;
+    if (file < 0) {
+        /* The plain open's reason is the telling one ("already open for
+         * write ... h5clear"); every later HDF5 call clears the stack. */
+        h5_why(&d);
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (fapl >= 0)
+            H5Pclose(fapl);
+    }
+    if (file < 0) {
+        const char *why = d.text;
+        const char *hint = strstr(why, "h5clear")
+                               ? "if its writer crashed, repair a copy with "
+                                 "`h5clear -s --increment=0 FILE` (never plain `h5clear -s`)"
+                               : "check that it is a complete run log";
+        fprintf(stderr, "%s: cannot open HDF5 file (HDF5: %s); %s\n", path, why, hint);
+        return H5I_INVALID_HID;
+    }
+    return file;
+}
+
+static bool is_dataset(hid_t loc, const char *name)
+{
+    H5O_info_t oi;
+    return H5Lexists(loc, name, H5P_DEFAULT) > 0 &&
+           H5Oget_info_by_name2(loc, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
+           oi.type == H5O_TYPE_DATASET;
+}
+
+static int damaged(const samples *s, const char *what)
+{
+    fprintf(stderr, "%s: /samples/%s; this log does not follow the agon layout "
+            "(docs/hdf5-layout.md), so there is nothing to export\n", s->path, what);
+    return AGON_EDATA;
+}
+
+/* Rank and dims of a dataset of the given type classes; false otherwise. */
+static bool dataset_shape(hid_t ds, H5T_class_t a, H5T_class_t b, int *rank, hsize_t *dims)
+{
+    hid_t t = H5Dget_type(ds);
+    hid_t sp = H5Dget_space(ds);
+    bool ok = false;
+    if (t >= 0 && sp >= 0) {
+        H5T_class_t c = H5Tget_class(t);
+        *rank = H5Sget_simple_extent_ndims(sp);
+        ok = (c == a || c == b) && *rank >= 0 && *rank <= H5S_MAX_RANK &&
+             H5Sget_simple_extent_dims(sp, dims, NULL) >= 0;
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    return ok;
+}
+
+static void samples_close(samples *s)
+{
+    if (s->x >= 0)
+        H5Dclose(s->x);
+    if (s->group >= 0)
+        H5Gclose(s->group);
+    free(s->steps);
+    s->x = s->group = H5I_INVALID_HID;
+    s->steps = NULL;
+}
+
+static int read_steps(samples *s, hid_t step_ds)
+{
+    s->steps = malloc((size_t)s->rows * sizeof *s->steps);
+    if (!s->steps) {
+        fprintf(stderr, "%s: out of memory reading /samples/step\n", s->path);
+        return AGON_ENOMEM;
+    }
+    hsize_t start = 0, count = (hsize_t)s->rows;
+    hid_t fs = H5Dget_space(step_ds);
+    hid_t ms = H5Screate_simple(1, &count, NULL);
+    bool ok = fs >= 0 && ms >= 0 &&
+              H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0 &&
+              H5Dread(step_ds, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, s->steps) >= 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (!ok) {
+        h5_detail d;
+        fprintf(stderr, "%s: /samples/step: cannot read (HDF5: %s); the log may be damaged\n",
+                s->path, h5_why(&d));
+        return AGON_EIO;
+    }
+    for (int64_t i = 0; i < s->rows; i++) {
+        if (s->steps[i] < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "step: entry %" PRId64 " is %" PRId64
+                     ", but steps are never negative", i, s->steps[i]);
+            return damaged(s, what);
+        }
+    }
+    return 0;
+}
+
+/* The kind of picture for the per-sample shape of x, and the size of one
+ * snapshot, which must fit in memory comfortably. */
+static int check_shape(samples *s)
+{
+    const hsize_t *sd = s->x_dims + 2;
+    int sr = s->x_rank - 2;
+    char shape[128];
+    format_shape(sd, sr, shape, sizeof shape);
+    if (sr == 3 && (sd[0] == 1 || sd[0] == 3) && sd[1] > 0 && sd[2] > 0) {
+        s->kind = sd[0] == 1 ? KIND_GREY : KIND_RGB;
+    } else if (sr == 1 && sd[0] == 2) {
+        s->kind = KIND_POINTS;
+    } else {
+        fprintf(stderr, "%s: /samples/x: samples of shape %s cannot be drawn; export draws "
+                "images [1, H, W] or [3, H, W] and 2-D points [2]\n", s->path, shape);
+        return AGON_EDATA;
+    }
+    if (s->x_dims[1] == 0) {
+        fprintf(stderr, "%s: /samples/x holds 0 samples per snapshot; run the experiment with "
+                "log.n_samples >= 1\n", s->path);
+        return AGON_EDATA;
+    }
+    /* One factor at a time, each at most 2^28, so the product never wraps. */
+    uint64_t values = s->x_dims[1];
+    for (int i = 0; i < sr && values <= MAX_ROW_VALUES; i++)
+        values = sd[i] > MAX_ROW_VALUES ? MAX_ROW_VALUES + 1 : values * sd[i];
+    if (values > MAX_ROW_VALUES) {
+        fprintf(stderr, "%s: /samples/x: one snapshot of %llu samples of shape %s is too large "
+                "to draw (more than 2^28 values)\n", s->path, (unsigned long long)s->x_dims[1],
+                shape);
+        return AGON_EDATA;
+    }
+    s->row_values = values;
+    s->n = (int64_t)s->x_dims[1];
+    return 0;
+}
+
+/* The root attribute steps_planned, or 0 when absent or not an integer. */
+static int64_t steps_planned(hid_t file)
+{
+    int64_t v = 0;
+    if (H5Aexists(file, "steps_planned") <= 0)
+        return 0;
+    hid_t a = H5Aopen(file, "steps_planned", H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    if (t < 0 || sp < 0 || H5Tget_class(t) != H5T_INTEGER ||
+        H5Sget_simple_extent_npoints(sp) != 1 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0 || v < 0)
+        v = 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    return v;
+}
+
+/* Opens /samples and checks everything export relies on, so that drawing
+ * cannot meet a surprise. */
+static int samples_open(hid_t file, samples *s)
+{
+    if (H5Lexists(file, "samples", H5P_DEFAULT) <= 0) {
+        fprintf(stderr, "%s: no /samples in this log; run the experiment with "
+                "log.samples_every > 0 (the default is 1000) to log generator samples\n",
+                s->path);
+        return AGON_EDATA;
+    }
+    H5O_info_t oi;
+    if (H5Oget_info_by_name2(file, "samples", &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_GROUP) {
+        fprintf(stderr, "%s: /samples is not a group; this log does not follow the agon layout "
+                "(docs/hdf5-layout.md), so there is nothing to export\n", s->path);
+        return AGON_EDATA;
+    }
+    s->group = H5Gopen2(file, "samples", H5P_DEFAULT);
+    if (s->group < 0) {
+        h5_detail d;
+        fprintf(stderr, "%s: /samples: cannot open (HDF5: %s); the log may be damaged\n",
+                s->path, h5_why(&d));
+        return AGON_EIO;
+    }
+    if (!is_dataset(s->group, "step"))
+        return damaged(s, "step is missing");
+    if (!is_dataset(s->group, "x"))
+        return damaged(s, "x is missing");
+    hid_t step_ds = H5Dopen2(s->group, "step", H5P_DEFAULT);
+    s->x = H5Dopen2(s->group, "x", H5P_DEFAULT);
+    if (step_ds < 0 || s->x < 0) {
+        h5_detail d;
+        fprintf(stderr, "%s: /samples/%s: cannot open (HDF5: %s); the log may be damaged\n",
+                s->path, step_ds < 0 ? "step" : "x", h5_why(&d));
+        if (step_ds >= 0)
+            H5Dclose(step_ds);
+        return AGON_EIO;
+    }
+    int step_rank = 0;
+    hsize_t step_dims[H5S_MAX_RANK];
+    int rc = 0;
+    if (!dataset_shape(step_ds, H5T_INTEGER, H5T_INTEGER, &step_rank, step_dims) ||
+        step_rank != 1)
+        rc = damaged(s, "step is not a 1-D integer dataset");
+    else if (!dataset_shape(s->x, H5T_FLOAT, H5T_INTEGER, &s->x_rank, s->x_dims) ||
+             s->x_rank < 2)
+        rc = damaged(s, "x is not a numeric dataset [T, N, sample dims...]");
+    if (rc != 0) {
+        H5Dclose(step_ds);
+        return rc;
+    }
+    rc = check_shape(s);
+    hsize_t rows = step_dims[0] < s->x_dims[0] ? step_dims[0] : s->x_dims[0];
+    if (rc == 0 && rows == 0) {
+        fprintf(stderr, "%s: /samples holds no snapshot yet; export again once the run has "
+                "logged one (at step 0 and every log.samples_every steps)\n", s->path);
+        rc = AGON_EDATA;
+    } else if (rc == 0 && rows > MAX_ROW_VALUES) {
+        rc = damaged(s, "step has more than 2^28 entries");
+    }
+    if (rc == 0) {
+        s->rows = (int64_t)rows;
+        rc = read_steps(s, step_ds);
+    }
+    s->planned = steps_planned(file);
+    H5Dclose(step_ds);
+    return rc;
+}
+
+/* Snapshot `row` of x as float32 into buf[row_values]. */
+static int read_row(const samples *s, int64_t row, float *buf)
+{
+    hsize_t start[H5S_MAX_RANK] = {0}, count[H5S_MAX_RANK];
+    start[0] = (hsize_t)row;
+    count[0] = 1;
+    for (int i = 1; i < s->x_rank; i++)
+        count[i] = s->x_dims[i];
+    hsize_t flat = (hsize_t)s->row_values;
+    hid_t fs = H5Dget_space(s->x);
+    hid_t ms = H5Screate_simple(1, &flat, NULL);
+    bool ok = fs >= 0 && ms >= 0 &&
+              H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+              H5Dread(s->x, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) >= 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (!ok) {
+        h5_detail d;
+        fprintf(stderr, "%s: /samples/x: cannot read the snapshot of step %" PRId64
+                " (HDF5: %s); the log may be damaged\n", s->path, s->steps[row], h5_why(&d));
+        return AGON_EIO;
+    }
+    return 0;
+}
+
+/* The rows to draw, in log order, into *out (owned by the caller). */
+static int select_rows(const samples *s, const export_opts *o, int64_t **out, size_t *count)
+{
+    size_t n = o->steps == STEPS_ALL ? (size_t)s->rows : o->steps == STEPS_LAST ? 1 : o->n_list;
+    int64_t *rows = malloc((n ? n : 1) * sizeof *rows);
+    if (!rows) {
+        fprintf(stderr, "agon export: out of memory\n");
+        return AGON_ENOMEM;
+    }
+    if (o->steps == STEPS_ALL) {
+        for (size_t i = 0; i < n; i++)
+            rows[i] = (int64_t)i;
+    } else if (o->steps == STEPS_LAST) {
+        rows[0] = s->rows - 1;
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            int64_t found = -1;
+            for (int64_t i = 0; i < s->rows; i++)
+                if (s->steps[i] == o->list[k])
+                    found = i;
+            if (found < 0) {
+                char logged[256];
+                format_steps(s->steps, s->rows, logged, sizeof logged);
+                fprintf(stderr, "%s: /samples has no snapshot at step %" PRId64
+                        "; logged steps: %s\n", s->path, o->list[k], logged);
+                free(rows);
+                return AGON_EUSAGE;
+            }
+            rows[k] = found;
+        }
+    }
+    *out = rows;
+    *count = n;
+    return 0;
+}
+
+/* The log's preferred grid width: 0 when it has none, -1 after an error. */
+static int64_t attr_grid_cols(const samples *s)
+{
+    if (H5Aexists(s->group, "grid_cols") <= 0)
+        return 0;
+    int64_t v = -1;
+    hid_t a = H5Aopen(s->group, "grid_cols", H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    bool ok = t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_INTEGER &&
+              H5Sget_simple_extent_npoints(sp) == 1 &&
+              H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 && v >= 1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    if (!ok) {
+        fprintf(stderr, "%s: /samples: attribute grid_cols is not a positive integer; pass "
+                "--cols N to choose the grid width\n", s->path);
+        return -1;
+    }
+    return v;
+}
+
+/* ---- writing PNG files ------------------------------------------------- */
+
+typedef struct picture {
+    uint8_t *pix;           /* [height, width, channels] */
+    uint32_t width, height;
+    int channels;           /* 1 grey, 3 RGB */
+} picture;
+
+typedef struct png_failure {
+    char text[200];
+} png_failure;
+
+static void on_png_error(png_structp png, png_const_charp msg)
+{
+    png_failure *f = png_get_error_ptr(png);
+    snprintf(f->text, sizeof f->text, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static bool png_encode(FILE *out, const picture *p, png_failure *fail)
+{
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, fail, on_png_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        snprintf(fail->text, sizeof fail->text, "out of memory");
+        png_destroy_write_struct(&png, NULL);
+        return false;
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        return false;
+    }
+    png_init_io(png, out);
+    png_set_IHDR(png, info, p->width, p->height, 8,
+                 p->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t stride = (size_t)p->width * (size_t)p->channels;
+    for (uint32_t y = 0; y < p->height; y++)
+        png_write_row(png, p->pix + (size_t)y * stride);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return true;
+}
+
+/* Writes `path` through a temporary file in the same folder and a rename:
+ * a reader never sees half a picture, and an existing entry of that name
+ * (even a symbolic link) is replaced rather than written through.  `tmp`
+ * is caller storage of strlen(path) + 16 bytes; `base` is where the file
+ * name starts in `path`. */
+static int write_png(const char *path, size_t base, char *tmp, const picture *p)
+{
+    sprintf(tmp, "%.*s.%s.XXXXXX", (int)base, path, path + base);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "%s: cannot write: %s; choose a --png folder you can write to\n", path,
+                strerror(errno));
+        return AGON_EIO;
+    }
+    /* mkstemp creates the file private (0600); a picture is as readable as
+     * any other file the user creates. */
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    png_failure fail = {"no detail"};
+    bool ok = false;
+    int saved = 0;
+    FILE *out = fdopen(fd, "wb");
+    if (!out) {
+        saved = errno;
+        close(fd);
+    } else {
+        errno = 0;
+        ok = png_encode(out, p, &fail);
+        saved = ok ? 0 : errno; /* a failed fwrite inside libpng leaves errno */
+        if (fflush(out) != 0 && ok) {
+            ok = false;
+            saved = errno;
+        }
+        if (fclose(out) != 0 && ok) {
+            ok = false;
+            saved = errno;
+        }
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        fprintf(stderr, "%s: cannot write: %s; check the space and permissions of the --png "
+                "folder\n", path, saved ? strerror(saved) : fail.text);
+        return AGON_EIO;
+    }
+    printf("%s\n", path);
+    return 0;
+}
+
+/* mkdir -p: creates every missing folder of `dir`. */
+static int make_dir(const char *dir)
+{
+    char *p = strdup(dir);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory\n", dir);
+        return AGON_ENOMEM;
+    }
+    size_t len = strlen(p);
+    for (size_t i = 1; i <= len; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        char saved = p[i];
+        p[i] = '\0';
+        /* An existing folder may answer EACCES or EROFS instead of EEXIST. */
+        struct stat st;
+        int e = mkdir(p, 0777) == 0 ? 0 : errno;
+        if (e != 0 && e != EEXIST && !(stat(p, &st) == 0 && S_ISDIR(st.st_mode))) {
+            fprintf(stderr, "%s: cannot create the --png folder: %s; choose another folder\n", p,
+                    strerror(e));
+            free(p);
+            return AGON_EIO;
+        }
+        p[i] = saved;
+    }
+    free(p);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: exists and is not a folder; give --png a folder (it is created if "
+                "missing)\n", dir);
+        return AGON_EIO;
+    }
+    return 0;
+}
+
+/* ---- drawing ------------------------------------------------------------ */
+
+/* [-1, 1] to 0..255, rounding half up, so 0 becomes 128; values outside
+ * are clamped, and NaN, which has no brightness, is black. */
+static uint8_t to_byte(float v)
+{
+    if (!(v > -1.0f))
+        return 0;
+    if (v >= 1.0f)
+        return 255;
+    return (uint8_t)floor(((double)v + 1.0) * 127.5 + 0.5);
+}
+
+typedef struct grid {
+    int64_t cols, rows, scale;
+    int64_t c, h, w;        /* per sample */
+} grid;
+
+static void draw_grid(const grid *g, const float *x, int64_t n, picture *p)
+{
+    memset(p->pix, PAD_VALUE, (size_t)p->width * p->height * (size_t)p->channels);
+    int64_t plane = g->h * g->w, tile_w = g->w * g->scale, tile_h = g->h * g->scale;
+    for (int64_t i = 0; i < n; i++) {
+        const float *img = x + i * g->c * plane;
+        int64_t x0 = GRID_PAD + (i % g->cols) * (tile_w + GRID_PAD);
+        int64_t y0 = GRID_PAD + (i / g->cols) * (tile_h + GRID_PAD);
+        for (int64_t py = 0; py < tile_h; py++) {
+            const int64_t sy = py / g->scale;
+            uint8_t *row = p->pix + ((size_t)(y0 + py) * p->width + (size_t)x0) * (size_t)g->c;
+            for (int64_t px = 0; px < tile_w; px++) {
+                const int64_t src = sy * g->w + px / g->scale;
+                for (int64_t ch = 0; ch < g->c; ch++)
+                    row[px * g->c + ch] = to_byte(img[ch * plane + src]);
+            }
+        }
+    }
+}
+
+/* Side lengths in pixels; false when the picture would be absurdly large. */
+static bool picture_size(uint64_t w, uint64_t h, picture *p)
+{
+    if (w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS)
+        return false;
+    p->width = (uint32_t)w;
+    p->height = (uint32_t)h;
+    return true;
+}
+
+typedef struct plot_range {
+    double x0, y0, span;    /* lower-left corner and side, equal on both axes */
+} plot_range;
+
+/* Both axes on one scale (a ring stays round), centred on the points of
+ * every snapshot with 5% of the larger extent as margin on each side, so
+ * that all frames of a run share the same axes. */
+static int scan_range(const samples *s, float *buf, plot_range *r)
+{
+    double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+    for (int64_t t = 0; t < s->rows; t++) {
+        int rc = read_row(s, t, buf);
+        if (rc != 0)
+            return rc;
+        for (int64_t i = 0; i < s->n; i++) {
+            const float *pt = buf + 2 * i;
+            if (!isfinite(pt[0]) || !isfinite(pt[1]))
+                continue;
+            for (int k = 0; k < 2; k++) {
+                lo[k] = fmin(lo[k], pt[k]);
+                hi[k] = fmax(hi[k], pt[k]);
+            }
+        }
+    }
+    if (!(lo[0] <= hi[0])) {
+        r->x0 = r->y0 = -1.0;
+        r->span = 2.0;
+        return 0;
+    }
+    double extent = fmax(hi[0] - lo[0], hi[1] - lo[1]);
+    if (extent <= 0.0)
+        extent = 1.0;
+    r->span = extent * 1.1;
+    r->x0 = (lo[0] + hi[0]) / 2.0 - r->span / 2.0;
+    r->y0 = (lo[1] + hi[1]) / 2.0 - r->span / 2.0;
+    return 0;
+}
+
+/* Pixel column (or row from the bottom) of coordinate v. */
+static int64_t plot_pixel(double v, double origin, double span, int64_t size)
+{
+    double f = floor((v - origin) / span * (double)size);
+    return f < 0 ? 0 : f >= (double)size ? size - 1 : (int64_t)f;
+}
+
+static void fill_rect(picture *p, int64_t x0, int64_t y0, int64_t x1, int64_t y1, uint8_t v)
+{
+    x0 = x0 < 0 ? 0 : x0;
+    y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 >= p->width ? p->width - 1 : x1;
+    y1 = y1 >= p->height ? p->height - 1 : y1;
+    for (int64_t y = y0; y <= y1; y++)
+        memset(p->pix + (size_t)y * p->width + (size_t)x0, v, (size_t)(x1 - x0 + 1));
+}
+
+static void draw_points(const plot_range *r, int64_t scale, const float *pts, int64_t n,
+                        picture *p)
+{
+    const int64_t size = p->width, dot = PLOT_DOT * scale;
+    memset(p->pix, PLOT_BACKGROUND, (size_t)size * (size_t)size);
+    if (r->x0 <= 0.0 && 0.0 < r->x0 + r->span) {
+        int64_t c = plot_pixel(0.0, r->x0, r->span, size);
+        fill_rect(p, c, 0, c, size - 1, PLOT_AXIS);
+    }
+    if (r->y0 <= 0.0 && 0.0 < r->y0 + r->span) {
+        int64_t row = size - 1 - plot_pixel(0.0, r->y0, r->span, size);
+        fill_rect(p, 0, row, size - 1, row, PLOT_AXIS);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const float *pt = pts + 2 * i;
+        if (!isfinite(pt[0]) || !isfinite(pt[1]))
+            continue;
+        int64_t c = plot_pixel(pt[0], r->x0, r->span, size);
+        int64_t row = size - 1 - plot_pixel(pt[1], r->y0, r->span, size);
+        fill_rect(p, c - dot, row - dot, c + dot, row + dot, PLOT_INK);
+    }
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+static int export_all(const samples *s, const export_opts *o, const int64_t *rows, size_t n_rows)
+{
+    picture pic = {.channels = s->kind == KIND_RGB ? 3 : 1};
+    grid g = {.scale = o->scale};
+    bool sized;
+    if (s->kind == KIND_POINTS) {
+        sized = picture_size((uint64_t)PLOT_SIZE * (uint64_t)o->scale,
+                             (uint64_t)PLOT_SIZE * (uint64_t)o->scale, &pic);
+    } else {
+        g.c = (int64_t)s->x_dims[2];
+        g.h = (int64_t)s->x_dims[3];
+        g.w = (int64_t)s->x_dims[4];
+        g.cols = o->cols;
+        if (g.cols == 0) {
+            g.cols = attr_grid_cols(s);
+            if (g.cols < 0)
+                return AGON_EDATA;
+        }
+        if (g.cols == 0)
+            while (g.cols * g.cols < s->n)
+                g.cols++;
+        if (g.cols > s->n)
+            g.cols = s->n;
+        g.rows = (s->n + g.cols - 1) / g.cols;
+        /* cols, rows, H and W are at most 2^28 (the snapshot cap) and the
+         * tile sides at most 65535 once checked: no product wraps. */
+        uint64_t tw = (uint64_t)g.w * (uint64_t)g.scale, th = (uint64_t)g.h * (uint64_t)g.scale;
+        sized = tw <= MAX_SIDE && th <= MAX_SIDE &&
+                picture_size((uint64_t)g.cols * tw + (uint64_t)(g.cols + 1) * GRID_PAD,
+                             (uint64_t)g.rows * th + (uint64_t)(g.rows + 1) * GRID_PAD, &pic);
+    }
+    if (!sized) {
+        fprintf(stderr, "%s: the picture of one snapshot would exceed 65535 pixels a side or "
+                "2^27 pixels; lower --scale or choose --cols\n", s->path);
+        return AGON_EDATA;
+    }
+    int rc = make_dir(o->dir);
+    if (rc != 0)
+        return rc;
+
+    float *buf = malloc((size_t)s->row_values * sizeof *buf);
+    pic.pix = malloc((size_t)pic.width * pic.height * (size_t)pic.channels);
+    /* DIR without trailing slashes, then "samples_step" and the step padded
+     * to the digits of the last step (at most 19): the planned one when the
+     * log says, so that the names stay the same while a run goes on. */
+    size_t dir_len = strlen(o->dir);
+    while (dir_len > 1 && o->dir[dir_len - 1] == '/')
+        dir_len--;
+    const char *sep = dir_len == 1 && o->dir[0] == '/' ? "" : "/";
+    size_t base = dir_len + strlen(sep);
+    char *path = malloc(base + 64);
+    char *tmp = malloc(base + 64 + 16);
+    if (!buf || !pic.pix || !path || !tmp) {
+        fprintf(stderr, "%s: out of memory for a picture of %" PRIu32 "x%" PRIu32 " pixels\n",
+                s->path, pic.width, pic.height);
+        rc = AGON_ENOMEM;
+        goto out;
+    }
+    int64_t largest = s->planned;
+    for (int64_t i = 0; i < s->rows; i++)
+        largest = s->steps[i] > largest ? s->steps[i] : largest;
+    int digits = snprintf(NULL, 0, "%" PRId64, largest);
+
+    plot_range range = {0};
+    if (s->kind == KIND_POINTS && (rc = scan_range(s, buf, &range)) != 0)
+        goto out;
+    for (size_t k = 0; k < n_rows && rc == 0; k++) {
+        if ((rc = read_row(s, rows[k], buf)) != 0)
+            break;
+        if (s->kind == KIND_POINTS)
+            draw_points(&range, o->scale, buf, s->n, &pic);
+        else
+            draw_grid(&g, buf, s->n, &pic);
+        snprintf(path, base + 64, "%.*s%ssamples_step%0*" PRId64 ".png", (int)dir_len, o->dir,
+                 sep, digits, s->steps[rows[k]]);
+        rc = write_png(path, base, tmp, &pic);
+    }
+out:
+    free(tmp);
+    free(path);
+    free(pic.pix);
+    free(buf);
+    return rc;
+}
+
+int agon_cli_export(int argc, char **argv)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    export_opts o = {.steps = STEPS_ALL, .scale = 1};
+    int rc = parse_export_args(argc, argv, &o);
+    if (rc != 0) {
+        free(o.list);
+        return rc > 0 ? 0 : rc;
+    }
+    hid_t file = open_log(o.log_path, &rc);
+    if (file < 0) {
+        free(o.list);
+        return rc;
+    }
+    samples s = {.path = o.log_path, .group = H5I_INVALID_HID, .x = H5I_INVALID_HID};
+    int64_t *rows = NULL;
+    size_t n_rows = 0;
+    rc = samples_open(file, &s);
+    if (rc == 0)
+        rc = select_rows(&s, &o, &rows, &n_rows);
+    if (rc == 0)
+        rc = export_all(&s, &o, rows, n_rows);
+    free(rows);
+    samples_close(&s);
+    H5Fclose(file);
+    free(o.list);
+    return rc;
+}
