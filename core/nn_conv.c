@@ -26,11 +26,14 @@
  * also keeps a chunk's columns in cache between the gemm and im2col or
  * col2im on the other side.
  *
- * conv2d's weight gradient needs im2col of the forward's input: forward
- * keeps all of it (cols, for the maximum batch).  conv_transpose2d's needs
- * the forward's input as grid_t: forward keeps that.  Backward never
- * overwrites either, so it can be run any number of times per forward. */
+ * The weight gradient needs im2col of conv2d's input, and
+ * conv_transpose2d's input as grid_t.  Backward recomputes both chunk by
+ * chunk rather than keeping them from forward: they are then still in
+ * cache for the gemm, only chunk-sized buffers exist, forwards that no
+ * backward follows (the discriminator's in the generator step) write
+ * nothing more, and backward can run any number of times per forward. */
 #include "agon/nn.h"
+#include "nn_int.h"
 
 #include <limits.h>
 #include <math.h>
@@ -38,7 +41,6 @@
 #include <string.h>
 
 typedef struct conv_state {
-    bool transposed;
     bool bias;
     int64_t C, H, W;            /* image */
     int64_t K, OH, OW;          /* grid */
@@ -50,17 +52,17 @@ typedef struct conv_state {
      * Kernel tap (i, j) then reads grid position (oh, ow) from phase
      * (i % sh, j % sw) at (oh + i/sh, ow + j/sw): contiguous rows. */
     int64_t Hq, Wq;
-    /* Image columns b0[b], b0[b] + sw, ... (cnt[b] of them) land in phase
-     * column b from u0[b] on. */
+    /* Image columns b0[b], b0[b] + sw, ... (cnt[b] of them) are padded
+     * columns u*sw + b, for u = u0[b], u0[b] + 1, ... */
     const int64_t *b0, *u0, *cnt;   /* [sw] each */
+    /* Where tap (i, j) starts reading: ((i % sh)*sw + j % sw)*Hq*Wq +
+     * (i/sh)*Wq + j/sw, kept so the loops divide nothing. */
+    const int64_t *tap_at;          /* [kh*kw] */
     float *phase_in;            /* im2col's phases; the padding stays 0 */
     float *phase_acc;           /* col2im's accumulator */
-    /* Buffers of chunk-major matrices: the chunk starting at sample n0 with
-     * m samples is a [rows, m*ohw] matrix at offset rows*n0*ohw. */
+    /* One chunk of m samples each, as [rows, m*ohw] matrices. */
     float *cols;                /* [ckk, chunk*ohw] */
-    float *dcols;               /* [ckk, chunk*ohw], conv2d's din */
     float *grid_t;              /* [K, chunk*ohw] (NULL with chunk 1) */
-    float *dgrid;               /* [K, chunk*ohw], conv_transpose2d's din (NULL with chunk 1) */
 } conv_state;
 
 /* ---- im2col / col2im ---------------------------------------------------------
@@ -102,32 +104,39 @@ static void add_run(float *restrict d, const float *restrict s, int64_t n)
 static void im2col_plane(const conv_state *s, const float *x, float *dst, int64_t ld)
 {
     const int64_t sh = s->sh, sw = s->sw, Wq = s->Wq, OW = s->OW, phase = s->Hq * Wq;
+    /* Image row r is padded row r + ph: phase row (r + ph) / sh of the
+     * phases (r + ph) % sh, tracked without dividing. */
+    int64_t a = s->ph % sh, y = s->ph / sh;
     for (int64_t r = 0; r < s->H; r++) {
-        const int64_t pr = r + s->ph;
-        float *q = s->phase_in + (pr % sh) * sw * phase + (pr / sh) * Wq;
+        float *q = s->phase_in + a * sw * phase + y * Wq;
         const float *xr = x + r * s->W;
         for (int64_t b = 0; b < sw; b++) {
-            if (s->cnt[b] == 0)
+            const int64_t n = s->cnt[b];
+            if (n == 0)
                 continue;
             float *restrict d = q + b * phase + s->u0[b];
             const float *restrict src = xr + s->b0[b];
-            const int64_t n = s->cnt[b];
             if (sw == 1) {
                 copy_run(d, src, n);
+            } else if (sw == 2) {
+                for (int64_t t = 0; t < n; t++)
+                    d[t] = src[2 * t];
             } else {
                 for (int64_t t = 0; t < n; t++)
                     d[t] = src[t * sw];
             }
         }
-    }
-    for (int64_t i = 0; i < s->kh; i++) {
-        for (int64_t j = 0; j < s->kw; j++) {
-            const float *src = s->phase_in + ((i % sh) * sw + j % sw) * phase + (i / sh) * Wq +
-                               j / sw;
-            float *d = dst + (i * s->kw + j) * ld;
-            for (int64_t oh = 0; oh < s->OH; oh++)
-                copy_run(d + oh * OW, src + oh * Wq, OW);
+        if (++a == sh) {
+            a = 0;
+            y++;
         }
+    }
+    const int64_t kk = s->kh * s->kw;
+    for (int64_t tap = 0; tap < kk; tap++) {
+        const float *src = s->phase_in + s->tap_at[tap];
+        float *d = dst + tap * ld;
+        for (int64_t oh = 0; oh < s->OH; oh++)
+            copy_run(d + oh * OW, src + oh * Wq, OW);
     }
 }
 
@@ -137,18 +146,21 @@ static void col2im_plane(const conv_state *s, const float *src, int64_t ld, floa
 {
     const int64_t sh = s->sh, sw = s->sw, Wq = s->Wq, OW = s->OW, phase = s->Hq * Wq;
     memset(s->phase_acc, 0, (size_t)(sh * sw * phase) * sizeof(float));
-    for (int64_t i = 0; i < s->kh; i++) {
-        for (int64_t j = 0; j < s->kw; j++) {
-            float *d = s->phase_acc + ((i % sh) * sw + j % sw) * phase + (i / sh) * Wq + j / sw;
-            const float *r = src + (i * s->kw + j) * ld;
-            for (int64_t oh = 0; oh < s->OH; oh++)
-                add_run(d + oh * Wq, r + oh * OW, OW);
-        }
+    const int64_t kk = s->kh * s->kw;
+    for (int64_t tap = 0; tap < kk; tap++) {
+        float *d = s->phase_acc + s->tap_at[tap];
+        const float *r = src + tap * ld;
+        for (int64_t oh = 0; oh < s->OH; oh++)
+            add_run(d + oh * Wq, r + oh * OW, OW);
     }
+    int64_t pa = s->ph % sh, py = s->ph / sh;
     for (int64_t r = 0; r < s->H; r++) {
-        const int64_t pr = r + s->ph;
-        const float *q = s->phase_acc + (pr % sh) * sw * phase + (pr / sh) * Wq;
+        const float *q = s->phase_acc + pa * sw * phase + py * Wq;
         float *yr = y + r * s->W;
+        if (++pa == sh) {
+            pa = 0;
+            py++;
+        }
         for (int64_t c = 0; c < sw; c++) {
             const int64_t n = s->cnt[c];
             if (n == 0)
@@ -158,6 +170,9 @@ static void col2im_plane(const conv_state *s, const float *src, int64_t ld, floa
             if (sw == 1) {
                 for (int64_t t = 0; t < n; t++)
                     d[t] = a[t] + b;
+            } else if (sw == 2) {
+                for (int64_t t = 0; t < n; t++)
+                    d[2 * t] = a[t] + b;
             } else {
                 for (int64_t t = 0; t < n; t++)
                     d[t * sw] = a[t] + b;
@@ -265,8 +280,8 @@ static void conv_forward(void *state, agon_param *params, const agon_tensor *in,
     const int64_t step = chunk_step(s, batch);
     for (int64_t n0 = 0; n0 < batch; n0 += step) {
         const int64_t m = batch - n0 < step ? batch - n0 : step, ld = m * ohw;
-        float *cols = s->cols;
-        im2col_chunk(s, in->data, n0, m, cols);
+        const float *cols = s->cols;
+        im2col_chunk(s, in->data, n0, m, s->cols);
         if (s->chunk == 1) {
             float *y = out->data + n0 * K * ohw;
             for (int64_t k = 0; bias && k < K; k++) {
@@ -306,9 +321,10 @@ static void conv_backward(void *state, agon_param *params, const agon_tensor *in
                       params[0].grad.data, ckk);
         }
         if (din) {
+            /* The weight gradient is done with this chunk's columns. */
             agon_gemm(true, false, ckk, ld, K, 1.0f, params[0].value.data, ckk, dy, ld, 0.0f,
-                      s->dcols, ld);
-            col2im_chunk(s, s->dcols, n0, m, din->data, NULL);
+                      s->cols, ld);
+            col2im_chunk(s, s->cols, n0, m, din->data, NULL);
         }
     }
 }
@@ -359,11 +375,12 @@ static void convt_backward(void *state, agon_param *params, const agon_tensor *i
                       params[0].grad.data, ckk);
         }
         if (din) {
-            float *dx = s->chunk > 1 ? s->dgrid : din->data + n0 * K * ohw;
+            /* The weight gradient is done with this chunk's grid_t. */
+            float *dx = s->chunk > 1 ? s->grid_t : din->data + n0 * K * ohw;
             agon_gemm(false, false, K, ld, ckk, 1.0f, params[0].value.data, ckk, s->cols, ld,
                       0.0f, dx, ld);
             if (s->chunk > 1)
-                grid_from_t(s, s->dgrid, n0, m, din->data, NULL);
+                grid_from_t(s, s->grid_t, n0, m, din->data, NULL);
         }
     }
 }
@@ -375,57 +392,6 @@ static const agon_layer_ops conv_ops = {
 static const agon_layer_ops convt_ops = {
     sizeof(agon_layer_ops), "conv_transpose2d", convt_forward, convt_backward, free,
 };
-
-/* ---- initialisation ------------------------------------------------------------ */
-
-/* Default gains, in AGON_INIT_MAP order (see agon/nn.h; as for linear). */
-static double default_gain(agon_init init)
-{
-    switch (init) {
-    case AGON_INIT_KAIMING_UNIFORM:
-        return sqrt(2.0);
-    case AGON_INIT_NORMAL:
-        return 0.02;
-    default:
-        return 1.0;
-    }
-}
-
-/* Weights in storage order, then the bias: the same scheme and draw order
- * as linear layers, with PyTorch's fan counts for convolutions. */
-static void conv_init(agon_param *params, bool bias, int64_t n_bias, int64_t fan_in,
-                      int64_t fan_out, agon_init init, double gain, agon_rng *rng)
-{
-    float *w = params[0].value.data;
-    size_t nw = (size_t)agon_tensor_numel(&params[0].value);
-    switch (init) {
-    case AGON_INIT_DEFAULT_UNIFORM: {
-        double bound = 1.0 / sqrt((double)fan_in);
-        float a = (float)(gain * bound);
-        agon_rng_fill_uniform(rng, w, nw, -a, a);
-        if (bias)
-            agon_rng_fill_uniform(rng, params[1].value.data, (size_t)n_bias, (float)-bound,
-                                  (float)bound);
-        return;
-    }
-    case AGON_INIT_XAVIER_UNIFORM: {
-        float a = (float)(gain * sqrt(6.0 / (double)(fan_in + fan_out)));
-        agon_rng_fill_uniform(rng, w, nw, -a, a);
-        break;
-    }
-    case AGON_INIT_KAIMING_UNIFORM: {
-        float a = (float)(gain * sqrt(3.0 / (double)fan_in));
-        agon_rng_fill_uniform(rng, w, nw, -a, a);
-        break;
-    }
-    case AGON_INIT_NORMAL:
-        agon_rng_fill_normal(rng, w, nw, 0.0f, (float)gain);
-        break;
-    default:
-        break;
-    }
-    /* The bias of the other schemes stays zero (the arena zeroes). */
-}
 
 /* ---- building ------------------------------------------------------------------ */
 
@@ -466,6 +432,17 @@ static int check_spec(const agon_conv_spec *sp, const char *type, size_t idx,
         return agon_error_set(err, AGON_ECONFIG,
                               "layer %zu (%s): kernel must be at least 1x1, got %lldx%lld", idx,
                               type, (long long)sp->kernel_h, (long long)sp->kernel_w);
+    /* Bounded so that no size computed from them overflows. */
+    const int64_t sizes[] = {sp->out_channels, sp->kernel_h,     sp->kernel_w,
+                             sp->stride_h,     sp->stride_w,     sp->pad_h,
+                             sp->pad_w,        sp->output_pad_h, sp->output_pad_w};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (sizes[i] > INT_MAX)
+            return agon_error_set(err, AGON_ECONFIG,
+                                  "layer %zu (%s): %lld is too large for a convolution size; "
+                                  "use at most %d",
+                                  idx, type, (long long)sizes[i], INT_MAX);
+    }
     if (sp->stride_h < 1 || sp->stride_w < 1)
         return agon_error_set(err, AGON_ECONFIG,
                               "layer %zu (%s): stride must be at least 1x1, got %lldx%lld", idx,
@@ -570,7 +547,6 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     conv_state *s = calloc(1, sizeof *s);
     if (!s)
         return agon_error_set(err, AGON_ENOMEM, "out of memory adding a %s layer", type);
-    s->transposed = transposed;
     s->bias = sp->bias;
     s->C = C;
     s->H = H;
@@ -596,15 +572,11 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     agon_arena *arena = agon_net_arena(net);
     const int64_t chunk_cols = s->chunk * ohw;
     const int64_t phases = sh * sw * s->Hq * s->Wq;
-    int64_t *cols_of = agon_arena_alloc(arena, (size_t)(3 * sw) * sizeof(int64_t), err);
-    bool got = cols_of && arena_floats(arena, &s->phase_in, phases, err) &&
+    int64_t *tables = agon_arena_alloc(arena, (size_t)(3 * sw + kh * kw) * sizeof(int64_t), err);
+    bool got = tables && arena_floats(arena, &s->phase_in, phases, err) &&
                arena_floats(arena, &s->phase_acc, phases, err) &&
-               arena_floats(arena, &s->cols, ckk * chunk_cols, err);
-    if (got && !transposed)
-        got = arena_floats(arena, &s->dcols, ckk * chunk_cols, err);
-    if (got && s->chunk > 1)
-        got = arena_floats(arena, &s->grid_t, K * chunk_cols, err) &&
-              (!transposed || arena_floats(arena, &s->dgrid, K * chunk_cols, err));
+               arena_floats(arena, &s->cols, ckk * chunk_cols, err) &&
+               (s->chunk == 1 || arena_floats(arena, &s->grid_t, K * chunk_cols, err));
     if (!got) {
         free(s);
         return AGON_ENOMEM;
@@ -612,13 +584,20 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     for (int64_t b = 0; b < sw; b++) {
         /* Image columns x with (x + pw) % sw == b. */
         int64_t first = ((b - pw) % sw + sw) % sw;
-        cols_of[b] = first;
-        cols_of[sw + b] = (first + pw) / sw;
-        cols_of[2 * sw + b] = first < W ? (W - 1 - first) / sw + 1 : 0;
+        tables[b] = first;
+        tables[sw + b] = (first + pw) / sw;
+        tables[2 * sw + b] = first < W ? (W - 1 - first) / sw + 1 : 0;
     }
-    s->b0 = cols_of;
-    s->u0 = cols_of + sw;
-    s->cnt = cols_of + 2 * sw;
+    s->b0 = tables;
+    s->u0 = tables + sw;
+    s->cnt = tables + 2 * sw;
+    int64_t *tap_at = tables + 3 * sw;
+    for (int64_t i = 0; i < kh; i++) {
+        for (int64_t j = 0; j < kw; j++)
+            tap_at[i * kw + j] = ((i % sh) * sw + j % sw) * s->Hq * s->Wq +
+                                 (i / sh) * s->Wq + j / sw;
+    }
+    s->tap_at = tap_at;
 
     static const char *const names[] = {"weight", "bias"};
     agon_shape shapes[2];
@@ -631,8 +610,7 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     if (rc != 0)
         return rc;
     /* PyTorch's fans: dims 1 and 0 of the weight times the kernel area. */
-    conv_init(params, sp->bias, sp->out_channels, C * kh * kw, K * kh * kw, init,
-              gain > 0.0f ? (double)gain : default_gain(init), rng);
+    agon__init_layer_params(params, sp->bias, C * kh * kw, K * kh * kw, init, gain, rng);
     return 0;
 }
 

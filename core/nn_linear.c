@@ -1,5 +1,6 @@
 /* The fully connected layer: y = x W^T + b, W is [out, in]. */
 #include "agon/nn.h"
+#include "nn_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -77,21 +78,24 @@ static double default_gain(agon_init init)
     }
 }
 
-/* Draws weights (row-major) and then the bias, so that a given rng state
- * always gives the same parameters.  For DEFAULT_UNIFORM the gain scales
- * the weights' bound only; with gain 1 this is PyTorch's nn.Linear. */
-static void linear_init(agon_param *params, bool bias, int64_t fan_in, int64_t fan_out,
-                        agon_init init, double gain, agon_rng *rng)
+/* Draws weights (in storage order) and then the bias, so that a given rng
+ * state always gives the same parameters.  For DEFAULT_UNIFORM the gain
+ * scales the weights' bound only; with gain 1 this is PyTorch's nn.Linear
+ * (and its convolutions, given their fans). */
+void agon__init_layer_params(agon_param *params, bool bias, int64_t fan_in, int64_t fan_out,
+                             agon_init init, float gain_or_default, agon_rng *rng)
 {
+    const double gain = gain_or_default > 0.0f ? (double)gain_or_default : default_gain(init);
     float *w = params[0].value.data;
-    size_t nw = (size_t)(fan_in * fan_out);
+    size_t nw = (size_t)agon_tensor_numel(&params[0].value);
     switch (init) {
     case AGON_INIT_DEFAULT_UNIFORM: {
         double bound = 1.0 / sqrt((double)fan_in);
         float a = (float)(gain * bound);
         agon_rng_fill_uniform(rng, w, nw, -a, a);
         if (bias)
-            agon_rng_fill_uniform(rng, params[1].value.data, (size_t)fan_out, (float)-bound,
+            agon_rng_fill_uniform(rng, params[1].value.data,
+                                  (size_t)agon_tensor_numel(&params[1].value), (float)-bound,
                                   (float)bound);
         return;
     }
@@ -153,7 +157,6 @@ int agon_net_add_linear(agon_net *net, int64_t out_features, bool bias, agon_ini
                                 &params, err);
     if (rc != 0)
         return rc;
-    linear_init(params, bias, in_features, out_features, init,
-                gain > 0.0f ? (double)gain : default_gain(init), rng);
+    agon__init_layer_params(params, bias, in_features, out_features, init, gain, rng);
     return 0;
 }
