@@ -4,6 +4,7 @@
  * the pictures rely on (pixel mapping, grid geometry, plot range) are
  * documented there and tested in tests/test_export.c. */
 #include "cli.h"
+#include "cli_h5.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -97,26 +98,6 @@ static int usage_fail(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "; %s\n", export_usage);
     return AGON_EUSAGE;
-}
-
-typedef struct h5_detail {
-    char text[256];
-} h5_detail;
-
-static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *data)
-{
-    h5_detail *d = data;
-    if (n == 0 && e->desc && e->desc[0])
-        snprintf(d->text, sizeof d->text, "%s", e->desc);
-    return 0;
-}
-
-/* The innermost message of HDF5's error stack, the one that names the cause. */
-static const char *h5_why(h5_detail *d)
-{
-    snprintf(d->text, sizeof d->text, "no detail from HDF5");
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, d);
-    return d->text;
 }
 
 /* "[a, b, c]" for dims[0..rank). */
@@ -269,37 +250,17 @@ static int parse_export_args(int argc, char **argv, export_opts *o)
 
 static hid_t open_log(const char *path, int *code)
 {
-    struct stat st;
     *code = AGON_EIO;
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "%s: cannot open run log: %s; check the path\n", path, strerror(errno));
+    if (agon__h5_check_regular(path, "; check the path") != 0)
         return H5I_INVALID_HID;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "%s: not a regular file; give the path of a run log (.h5)\n", path);
-        return H5I_INVALID_HID;
-    }
     if (H5Fis_hdf5(path) <= 0) {
         fprintf(stderr, "%s: not an HDF5 file, so not an agon run log; give the .h5 file "
                 "that agon run wrote\n", path);
         *code = AGON_EDATA;
         return H5I_INVALID_HID;
     }
-    /* A finished log opens plainly; one being written, or left by a killed
-     * writer, only for SWMR reading.  Few metadata retries: a SWMR reader
-     * retries a bad checksum, which on a damaged file never succeeds. */
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    h5_detail d;
-    if (file < 0) {
-        /* The plain open's reason is the telling one ("already open for
-         * write ... h5clear"); every later HDF5 call clears the stack. */
-        h5_why(&d);
-        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        if (fapl >= 0)
-            H5Pclose(fapl);
-    }
+    agon__h5_detail d;
+    hid_t file = agon__h5_open_read(path, &d);
     if (file < 0) {
         const char *why = d.text;
         const char *hint = strstr(why, "h5clear")
@@ -310,14 +271,6 @@ static hid_t open_log(const char *path, int *code)
         return H5I_INVALID_HID;
     }
     return file;
-}
-
-static bool is_dataset(hid_t loc, const char *name)
-{
-    H5O_info_t oi;
-    return H5Lexists(loc, name, H5P_DEFAULT) > 0 &&
-           H5Oget_info_by_name2(loc, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) >= 0 &&
-           oi.type == H5O_TYPE_DATASET;
 }
 
 static int damaged(const samples *s, const char *what)
@@ -365,19 +318,10 @@ static int read_steps(samples *s, hid_t step_ds)
         return AGON_ENOMEM;
     }
     hsize_t start = 0, count = (hsize_t)s->rows;
-    hid_t fs = H5Dget_space(step_ds);
-    hid_t ms = H5Screate_simple(1, &count, NULL);
-    bool ok = fs >= 0 && ms >= 0 &&
-              H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0 &&
-              H5Dread(step_ds, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, s->steps) >= 0;
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
-    if (!ok) {
-        h5_detail d;
+    if (!agon__h5_read_block(step_ds, 1, &start, &count, H5T_NATIVE_INT64, s->steps)) {
+        agon__h5_detail d;
         fprintf(stderr, "%s: /samples/step: cannot read (HDF5: %s); the log may be damaged\n",
-                s->path, h5_why(&d));
+                s->path, agon__h5_why(&d));
         return AGON_EIO;
     }
     for (int64_t i = 0; i < s->rows; i++) {
@@ -432,21 +376,7 @@ static int check_shape(samples *s)
 static int64_t steps_planned(hid_t file)
 {
     int64_t v = 0;
-    if (H5Aexists(file, "steps_planned") <= 0)
-        return 0;
-    hid_t a = H5Aopen(file, "steps_planned", H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
-    if (t < 0 || sp < 0 || H5Tget_class(t) != H5T_INTEGER ||
-        H5Sget_simple_extent_npoints(sp) != 1 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0 || v < 0)
-        v = 0;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    return v;
+    return agon__h5_attr_int64(file, "steps_planned", &v) > 0 && v >= 0 ? v : 0;
 }
 
 /* Opens /samples and checks everything export relies on, so that drawing
@@ -459,30 +389,28 @@ static int samples_open(hid_t file, samples *s)
                 s->path);
         return AGON_EDATA;
     }
-    H5O_info_t oi;
-    if (H5Oget_info_by_name2(file, "samples", &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
-        oi.type != H5O_TYPE_GROUP) {
+    if (!agon__h5_is_object(file, "samples", H5O_TYPE_GROUP)) {
         fprintf(stderr, "%s: /samples is not a group; this log does not follow the agon layout "
                 "(docs/hdf5-layout.md), so there is nothing to export\n", s->path);
         return AGON_EDATA;
     }
     s->group = H5Gopen2(file, "samples", H5P_DEFAULT);
     if (s->group < 0) {
-        h5_detail d;
+        agon__h5_detail d;
         fprintf(stderr, "%s: /samples: cannot open (HDF5: %s); the log may be damaged\n",
-                s->path, h5_why(&d));
+                s->path, agon__h5_why(&d));
         return AGON_EIO;
     }
-    if (!is_dataset(s->group, "step"))
+    if (!agon__h5_is_object(s->group, "step", H5O_TYPE_DATASET))
         return damaged(s, "step is missing");
-    if (!is_dataset(s->group, "x"))
+    if (!agon__h5_is_object(s->group, "x", H5O_TYPE_DATASET))
         return damaged(s, "x is missing");
     hid_t step_ds = H5Dopen2(s->group, "step", H5P_DEFAULT);
     s->x = H5Dopen2(s->group, "x", H5P_DEFAULT);
     if (step_ds < 0 || s->x < 0) {
-        h5_detail d;
+        agon__h5_detail d;
         fprintf(stderr, "%s: /samples/%s: cannot open (HDF5: %s); the log may be damaged\n",
-                s->path, step_ds < 0 ? "step" : "x", h5_why(&d));
+                s->path, step_ds < 0 ? "step" : "x", agon__h5_why(&d));
         if (step_ds >= 0)
             H5Dclose(step_ds);
         return AGON_EIO;
@@ -526,20 +454,11 @@ static int read_row(const samples *s, int64_t row, float *buf)
     count[0] = 1;
     for (int i = 1; i < s->x_rank; i++)
         count[i] = s->x_dims[i];
-    hsize_t flat = (hsize_t)s->row_values;
-    hid_t fs = H5Dget_space(s->x);
-    hid_t ms = H5Screate_simple(1, &flat, NULL);
-    bool ok = fs >= 0 && ms >= 0 &&
-              H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-              H5Dread(s->x, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, buf) >= 0;
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
-    if (!ok) {
-        h5_detail d;
+    if (!agon__h5_read_block(s->x, s->x_rank, start, count, H5T_NATIVE_FLOAT, buf)) {
+        agon__h5_detail d;
         fprintf(stderr, "%s: /samples/x: cannot read the snapshot of step %" PRId64
-                " (HDF5: %s); the log may be damaged\n", s->path, s->steps[row], h5_why(&d));
+                " (HDF5: %s); the log may be damaged\n", s->path, s->steps[row],
+                agon__h5_why(&d));
         return AGON_EIO;
     }
     return 0;
@@ -584,22 +503,11 @@ static int select_rows(const samples *s, const export_opts *o, int64_t **out, si
 /* The log's preferred grid width: 0 when it has none, -1 after an error. */
 static int64_t attr_grid_cols(const samples *s)
 {
-    if (H5Aexists(s->group, "grid_cols") <= 0)
-        return 0;
     int64_t v = -1;
-    hid_t a = H5Aopen(s->group, "grid_cols", H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
-    bool ok = t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_INTEGER &&
-              H5Sget_simple_extent_npoints(sp) == 1 &&
-              H5Aread(a, H5T_NATIVE_INT64, &v) >= 0 && v >= 1;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-    if (!ok) {
+    int found = agon__h5_attr_int64(s->group, "grid_cols", &v);
+    if (found == 0)
+        return 0;
+    if (found < 0 || v < 1) {
         fprintf(stderr, "%s: /samples: attribute grid_cols is not a positive integer; pass "
                 "--cols N to choose the grid width\n", s->path);
         return -1;

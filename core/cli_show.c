@@ -2,15 +2,14 @@
  * docs/hdf5-layout.md).  The file is opened for SWMR reading so that a run
  * still being written, or one whose writer was killed, can be shown. */
 #include "cli.h"
+#include "cli_h5.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <hdf5.h>
@@ -20,54 +19,34 @@
 
 static const char show_usage[] = "usage: agon show [--no-config] RUN.h5...";
 
-typedef struct show_detail {
-    char text[256];
-} show_detail;
-
-static herr_t show_innermost(unsigned n, const H5E_error2_t *e, void *data)
-{
-    show_detail *d = data;
-    if (n == 0 && e->desc && e->desc[0])
-        snprintf(d->text, sizeof d->text, "%s", e->desc);
-    return 0;
-}
-
-static void show_capture(show_detail *d)
-{
-    snprintf(d->text, sizeof d->text, "no detail from HDF5");
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, show_innermost, d);
-}
-
 /* ---- reading attributes and datasets, tolerant of what h5py writes ---- */
 
 /* A scalar string attribute (variable or fixed length) as a malloc'ed
  * string, or NULL when absent or not a string. */
 static char *attr_string(hid_t obj, const char *name)
 {
-    if (H5Aexists(obj, name) <= 0)
+    agon__h5_attr a;
+    if (agon__h5_attr_open(obj, name, &a) <= 0)
         return NULL;
     char *out = NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
     hid_t mt = H5I_INVALID_HID;
-    if (ft < 0 || sp < 0 || H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1)
+    if (H5Tget_class(a.type) != H5T_STRING || H5Sget_simple_extent_npoints(a.space) != 1)
         goto out;
     mt = H5Tcopy(H5T_C_S1);
-    H5Tset_cset(mt, H5Tget_cset(ft));
-    if (H5Tis_variable_str(ft) > 0) {
+    H5Tset_cset(mt, H5Tget_cset(a.type));
+    if (H5Tis_variable_str(a.type) > 0) {
         char *p = NULL;
         H5Tset_size(mt, H5T_VARIABLE);
-        if (H5Aread(a, mt, &p) >= 0) {
+        if (H5Aread(a.attr, mt, &p) >= 0) {
             out = strdup(p ? p : "");
             H5free_memory(p);
         }
     } else {
-        size_t n = H5Tget_size(ft);
+        size_t n = H5Tget_size(a.type);
         H5Tset_size(mt, n + 1);
         H5Tset_strpad(mt, H5T_STR_NULLTERM);
         out = calloc(n + 1, 1);
-        if (out && H5Aread(a, mt, out) < 0) {
+        if (out && H5Aread(a.attr, mt, out) < 0) {
             free(out);
             out = NULL;
         }
@@ -75,12 +54,7 @@ static char *attr_string(hid_t obj, const char *name)
 out:
     if (mt >= 0)
         H5Tclose(mt);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (a >= 0)
-        H5Aclose(a);
+    agon__h5_attr_close(&a);
     return out;
 }
 
@@ -135,17 +109,8 @@ static bool dataset_element(hid_t group, const char *name, int64_t row, hid_t me
     hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
     if (ds < 0)
         return false;
-    bool ok = false;
     hsize_t start = (hsize_t)row, count = 1;
-    hid_t fs = H5Dget_space(ds);
-    hid_t ms = H5Screate_simple(1, &count, NULL);
-    if (fs >= 0 && ms >= 0 &&
-        H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0)
-        ok = H5Dread(ds, mem_type, ms, fs, H5P_DEFAULT, out) >= 0;
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
+    bool ok = agon__h5_read_block(ds, 1, &start, &count, mem_type, out);
     H5Dclose(ds);
     return ok;
 }
@@ -184,10 +149,7 @@ static bool column_list_push(column_list *l, const char *name, size_t len)
 static herr_t collect_dataset(hid_t group, const char *name, const H5L_info_t *info, void *data)
 {
     column_list *l = data;
-    H5O_info_t oi;
-    if (strcmp(name, "step") == 0 ||
-        H5Oget_info_by_name2(group, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
-        oi.type != H5O_TYPE_DATASET)
+    if (strcmp(name, "step") == 0 || !agon__h5_is_object(group, name, H5O_TYPE_DATASET))
         return 0;
     return column_list_push(l, name, strlen(name)) ? 0 : -1;
 }
@@ -307,9 +269,7 @@ static int64_t show_scalars(hid_t file)
 
 static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *info, void *data)
 {
-    H5O_info_t oi;
-    if (H5Oget_info_by_name2(metrics, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
-        oi.type != H5O_TYPE_GROUP)
+    if (!agon__h5_is_object(metrics, name, H5O_TYPE_GROUP))
         return 0;
     hid_t g = H5Gopen2(metrics, name, H5P_DEFAULT);
     if (g < 0)
@@ -483,38 +443,21 @@ static void show_identity(hid_t file)
 
 static hid_t open_log(const char *path, int *code)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        fprintf(stderr, "%s: cannot open run log: %s\n", path, strerror(errno));
-        *code = AGON_EIO;
+    if ((*code = agon__h5_check_regular(path, "")) != 0)
         return H5I_INVALID_HID;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "%s: not a regular file; give the path of a run log (.h5)\n", path);
-        *code = AGON_EIO;
-        return H5I_INVALID_HID;
-    }
-    show_detail d;
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 == 0) {
         fprintf(stderr, "%s: not an HDF5 file, so not an agon run log\n", path);
         *code = AGON_EDATA;
         return H5I_INVALID_HID;
     }
-    /* A finished log opens plainly.  Only a log still being written (or
-     * left by a killed writer) needs SWMR reading, and then with few
-     * metadata retries: a SWMR reader retries a bad checksum, which on a
-     * damaged file would never end. */
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t file = agon__h5_open_read(path, NULL);
     if (file < 0) {
-        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        if (fapl >= 0)
-            H5Pclose(fapl);
-    }
-    if (file < 0) {
-        show_capture(&d);
+        /* What the SWMR attempt left on the stack: closing its property
+         * list clears it, so this is mostly "no detail" (export passes a
+         * detail to agon__h5_open_read for the plain open's reason). */
+        agon__h5_detail d;
+        agon__h5_why(&d);
         const char *hint = strstr(d.text, "h5clear")
                                ? "; if its writer crashed, repair a copy with "
                                  "`h5clear -s --increment=0 FILE` (never plain `h5clear -s`)"

@@ -12,7 +12,9 @@
 #include "agon/version.h"
 
 /* agon_cli_show lives in the agon program, not in libagon: compile it
- * into this test so that it can be called in-process. */
+ * (with the log-reading helpers it shares with export) into this test so
+ * that it can be called in-process. */
+#include "cli_h5.c"
 #include "cli_show.c"
 
 #define TABLE_COLUMNS 6
