@@ -13,6 +13,7 @@
 #include "agon/plugin.h"
 #include "agon/rng.h"
 #include "agon/run.h"
+#include "agon/sampler.h"
 #include "agon/tensor.h"
 #include "agon/version.h"
 

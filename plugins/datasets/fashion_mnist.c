@@ -18,13 +18,9 @@
  * classifier trained on all classes and conditioning agree on the ids.
  * `limit` keeps the first N samples (after the class filter), in file order.
  *
- * Batches: shuffled epochs.  At the start of every epoch the order is a
- * fresh Fisher-Yates permutation of 0..size-1 drawn from the caller's rng
- * (for i = size-1 down to 1: swap(i, agon_rng_below(rng, i + 1)), starting
- * from the identity); every sample is visited once per epoch and a batch may
- * run across the end of one epoch into the next.  The position in the epoch
- * is kept per rng (by its address, for up to FM_STREAMS streams): training's
- * "data" stream and a metric's stream each walk their own epochs, so drawing
+ * Batches: shuffled epochs from agon_epoch_sampler (agon/sampler.h), which
+ * documents the order: a fresh Fisher-Yates permutation per epoch drawn
+ * from the caller's rng, and a position in the epoch per rng, so drawing
  * real samples for a metric never moves training's position.
  */
 #include <errno.h>
@@ -35,31 +31,22 @@
 #include <zlib.h>
 
 #include "agon/plugin.h"
+#include "agon/sampler.h"
 
 #define FM_ROWS 28
 #define FM_COLS 28
 #define FM_PIXELS (FM_ROWS * FM_COLS)
 #define FM_CLASSES 10
-#define FM_STREAMS 4
 #define FM_DEFAULT_PATH "/usr/share/datasets/fashion-mnist"
 #define FM_IMAGES_MAGIC 0x00000803u
 #define FM_LABELS_MAGIC 0x00000801u
-
-/* Where one rng is in its current epoch. */
-typedef struct fm_cursor {
-    const agon_rng *owner;  /* NULL: unused */
-    uint64_t last_use;      /* for reusing the least recently used cursor */
-    int64_t pos;            /* next index into perm; == size: epoch over */
-    uint32_t *perm;         /* [size] */
-} fm_cursor;
 
 typedef struct fm_state {
     int64_t size;
     uint8_t *pixels;        /* [size, 784] */
     uint8_t *labels;        /* [size] */
     float scale[256];       /* pixel byte -> value */
-    uint64_t uses;
-    fm_cursor cursors[FM_STREAMS];
+    agon_epoch_sampler *order;
 } fm_state;
 
 static void fm_destroy(void *state)
@@ -67,8 +54,7 @@ static void fm_destroy(void *state)
     fm_state *s = state;
     if (!s)
         return;
-    for (int i = 0; i < FM_STREAMS; i++)
-        free(s->cursors[i].perm);
+    agon_epoch_sampler_destroy(s->order);
     free(s->pixels);
     free(s->labels);
     free(s);
@@ -320,11 +306,8 @@ static int fm_create(const agon_node *cfg, void **state, agon_dataset_info *info
     if (!s)
         return agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
     rc = load(s, images_path, labels_path, keep, limit, err);
-    for (int i = 0; rc == 0 && i < FM_STREAMS; i++) {
-        s->cursors[i].perm = malloc((size_t)s->size * sizeof *s->cursors[i].perm);
-        if (!s->cursors[i].perm)
-            rc = agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
-    }
+    if (rc == 0 && !(s->order = agon_epoch_sampler_create(s->size, NULL)))
+        rc = agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
     if (rc != 0) {
         fm_destroy(s);
         return rc;
@@ -341,41 +324,6 @@ static int fm_create(const agon_node *cfg, void **state, agon_dataset_info *info
     return 0;
 }
 
-/* The cursor of `rng`: its own, else a free one, else the least recently
- * used one (which then starts a new epoch for this rng). */
-static fm_cursor *cursor_for(fm_state *s, const agon_rng *rng)
-{
-    fm_cursor *pick = NULL;
-    for (int i = 0; i < FM_STREAMS; i++) {
-        fm_cursor *c = &s->cursors[i];
-        if (c->owner == rng) {
-            pick = c;
-            break;
-        }
-        if (!pick || (pick->owner && (!c->owner || c->last_use < pick->last_use)))
-            pick = c;
-    }
-    if (pick->owner != rng) {
-        pick->owner = rng;
-        pick->pos = s->size;
-    }
-    pick->last_use = ++s->uses;
-    return pick;
-}
-
-static void new_epoch(fm_cursor *c, int64_t size, agon_rng *rng)
-{
-    for (int64_t i = 0; i < size; i++)
-        c->perm[i] = (uint32_t)i;
-    for (int64_t i = size - 1; i > 0; i--) {
-        int64_t j = (int64_t)agon_rng_below(rng, (uint64_t)(i + 1));
-        uint32_t t = c->perm[i];
-        c->perm[i] = c->perm[j];
-        c->perm[j] = t;
-    }
-    c->pos = 0;
-}
-
 static int fm_next_batch(void *state, agon_rng *rng, agon_tensor *out, int32_t *labels,
                          agon_error *err)
 {
@@ -387,12 +335,9 @@ static int fm_next_batch(void *state, agon_rng *rng, agon_tensor *out, int32_t *
                               "fashion_mnist: batch tensor has shape %s, expected [n, 1, 28, 28]",
                               agon_shape_format(&out->shape, buf, sizeof buf));
     }
-    fm_cursor *c = cursor_for(s, rng);
     int64_t n = out->shape.dim[0];
     for (int64_t i = 0; i < n; i++) {
-        if (c->pos == s->size)
-            new_epoch(c, s->size, rng);
-        uint32_t k = c->perm[c->pos++];
+        int64_t k = agon_epoch_sampler_next(s->order, rng);
         const uint8_t *src = s->pixels + (size_t)k * FM_PIXELS;
         float *dst = out->data + i * FM_PIXELS;
         for (int p = 0; p < FM_PIXELS; p++)

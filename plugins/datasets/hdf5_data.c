@@ -16,13 +16,10 @@
  * closed again.  Non-finite values are rejected there, so a NaN in the file
  * cannot surface later as a diverged run.
  *
- * Batches: shuffled epochs.  At the start of every epoch the order is a
- * fresh Fisher-Yates permutation of 0..size-1 drawn from the caller's rng
- * (for i = size-1 down to 1: swap(i, agon_rng_below(rng, i + 1)), starting
- * from the identity); every sample is visited once per epoch and a batch may
- * run across the end of one epoch into the next.  The position in the epoch
- * is kept per rng (by its address, for up to H5D_STREAMS streams), so a
- * metric drawing real samples never moves training's position.
+ * Batches: shuffled epochs from agon_epoch_sampler (agon/sampler.h), which
+ * documents the order: a fresh Fisher-Yates permutation per epoch drawn
+ * from the caller's rng, and a position in the epoch per rng, so a metric
+ * drawing real samples never moves training's position.
  *
  * HDF5's automatic error printing is off around every call made here (the
  * library never prints); failures are turned into one-line messages that
@@ -39,17 +36,10 @@
 #include <hdf5.h>
 
 #include "agon/plugin.h"
+#include "agon/sampler.h"
 
-#define H5D_STREAMS 4
 #define H5D_MAX_CLASSES 1048576
-#define H5D_MAX_SAMPLES 4294967295LL    /* the permutations hold uint32 */
-
-typedef struct h5d_cursor {
-    const agon_rng *owner;  /* NULL: unused */
-    uint64_t last_use;      /* for reusing the least recently used cursor */
-    int64_t pos;            /* next index into perm; == size: epoch over */
-    uint32_t *perm;         /* [size] */
-} h5d_cursor;
+#define H5D_MAX_SAMPLES AGON_EPOCH_SAMPLER_MAX_SIZE
 
 typedef struct h5d_state {
     int64_t size;
@@ -57,8 +47,7 @@ typedef struct h5d_state {
     int64_t sample_numel;
     float *x;               /* [size, sample_numel] */
     int32_t *labels;        /* [size], NULL without labels */
-    uint64_t uses;
-    h5d_cursor cursors[H5D_STREAMS];
+    agon_epoch_sampler *order;
 } h5d_state;
 
 /* What create reads from the config. */
@@ -72,8 +61,7 @@ static void h5d_destroy(void *state)
     h5d_state *s = state;
     if (!s)
         return;
-    for (int i = 0; i < H5D_STREAMS; i++)
-        free(s->cursors[i].perm);
+    agon_epoch_sampler_destroy(s->order);
     free(s->x);
     free(s->labels);
     free(s);
@@ -499,11 +487,8 @@ static int h5d_create(const agon_node *cfg, void **state, agon_dataset_info *inf
         rc = load(&o, s, info, err);
     }
     H5E_END_TRY;
-    for (int i = 0; rc == 0 && i < H5D_STREAMS; i++) {
-        s->cursors[i].perm = malloc((size_t)s->size * sizeof *s->cursors[i].perm);
-        if (!s->cursors[i].perm)
-            rc = agon_error_set(err, AGON_ENOMEM, "hdf5: out of memory");
-    }
+    if (rc == 0 && !(s->order = agon_epoch_sampler_create(s->size, NULL)))
+        rc = agon_error_set(err, AGON_ENOMEM, "hdf5: out of memory");
     if (rc != 0) {
         h5d_destroy(s);
         memset(info, 0, sizeof *info);
@@ -512,41 +497,6 @@ static int h5d_create(const agon_node *cfg, void **state, agon_dataset_info *inf
     info->size = s->size;
     *state = s;
     return 0;
-}
-
-/* The cursor of `rng`: its own, else a free one, else the least recently
- * used one (which then starts a new epoch for this rng). */
-static h5d_cursor *cursor_for(h5d_state *s, const agon_rng *rng)
-{
-    h5d_cursor *pick = NULL;
-    for (int i = 0; i < H5D_STREAMS; i++) {
-        h5d_cursor *c = &s->cursors[i];
-        if (c->owner == rng) {
-            pick = c;
-            break;
-        }
-        if (!pick || (pick->owner && (!c->owner || c->last_use < pick->last_use)))
-            pick = c;
-    }
-    if (pick->owner != rng) {
-        pick->owner = rng;
-        pick->pos = s->size;
-    }
-    pick->last_use = ++s->uses;
-    return pick;
-}
-
-static void new_epoch(h5d_cursor *c, int64_t size, agon_rng *rng)
-{
-    for (int64_t i = 0; i < size; i++)
-        c->perm[i] = (uint32_t)i;
-    for (int64_t i = size - 1; i > 0; i--) {
-        int64_t j = (int64_t)agon_rng_below(rng, (uint64_t)(i + 1));
-        uint32_t t = c->perm[i];
-        c->perm[i] = c->perm[j];
-        c->perm[j] = t;
-    }
-    c->pos = 0;
 }
 
 static int h5d_next_batch(void *state, agon_rng *rng, agon_tensor *out, int32_t *labels,
@@ -561,13 +511,10 @@ static int h5d_next_batch(void *state, agon_rng *rng, agon_tensor *out, int32_t 
                               "hdf5: batch tensor has shape %s, expected [n, %s",
                               agon_shape_format(&out->shape, got, sizeof got), want + 1);
     }
-    h5d_cursor *c = cursor_for(s, rng);
     int64_t n = out->shape.dim[0];
     size_t bytes = (size_t)s->sample_numel * sizeof(float);
     for (int64_t i = 0; i < n; i++) {
-        if (c->pos == s->size)
-            new_epoch(c, s->size, rng);
-        uint32_t k = c->perm[c->pos++];
+        int64_t k = agon_epoch_sampler_next(s->order, rng);
         memcpy(out->data + i * s->sample_numel, s->x + (size_t)k * (size_t)s->sample_numel,
                bytes);
         if (labels && s->labels)
