@@ -6,12 +6,199 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
+
+/* ---- opt-in GEMM trace ----------------------------------------------------
+ * When the environment variable AGON_GEMM_TRACE names a file, every
+ * agon_gemm call appends one line "ta tb m n k" to it (ta, tb are 0 or 1),
+ * so that bench/gemm_bound.c can count a training step's FLOPs and replay
+ * its products alone.  The file is opened once, lazily, with O_APPEND, and
+ * each line is one write(2): nothing sits in a buffer when the process
+ * ends, whichever way it ends, and lines of concurrent callers never
+ * interleave (their order is then unspecified).  A file that cannot be
+ * opened turns tracing off silently: library code never prints, and the
+ * benchmark notices the missing lines.
+ *
+ * Unset, the cost is one relaxed load and a branch that always goes the
+ * same way: the environment is read once (pthread_once), on the first call. */
+enum { TRACE_UNKNOWN, TRACE_OFF, TRACE_ON };
+static atomic_int trace_state = TRACE_UNKNOWN;
+static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
+static int trace_fd = -1;
+
+static void trace_init(void)
+{
+    const char *path = getenv("AGON_GEMM_TRACE");
+    if (path && path[0])
+        trace_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    atomic_store_explicit(&trace_state, trace_fd >= 0 ? TRACE_ON : TRACE_OFF,
+                          memory_order_release);
+}
+
+static void trace_call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k)
+{
+    pthread_once(&trace_once, trace_init);
+    if (trace_fd < 0)
+        return;
+    char line[80];
+    int len = snprintf(line, sizeof line, "%d %d %lld %lld %lld\n", trans_a ? 1 : 0,
+                       trans_b ? 1 : 0, (long long)m, (long long)n, (long long)k);
+    if (len > 0 && (size_t)len < sizeof line && write(trace_fd, line, (size_t)len) != len) {
+        /* A full disk: stop rather than leave a trace with holes in it. */
+        atomic_store_explicit(&trace_state, TRACE_OFF, memory_order_relaxed);
+    }
+}
+
+/* ---- threads ---------------------------------------------------------------
+ * agon runs OpenBLAS single-threaded and splits a large product itself:
+ * C is cut into SLABS slabs of whole rows (or whole columns, whichever
+ * dimension is longer), rounded to multiples of GEMM_ALIGN, and each slab
+ * is one single-threaded cblas_sgemm; thread t of T computes slabs t, t+T,
+ * ...  on a small persistent pool.  Two reasons:
+ *   - Bits: OpenBLAS's kernels round differently at different positions of
+ *     a product (measured: splitting a product in two changes some bits),
+ *     so its 1- and 2-thread results differ.  Here the cut depends on the
+ *     product's shape only, never on the thread count, so each element is
+ *     computed the same way and a run gives the same bits at any number of
+ *     threads.
+ *   - Speed: on small two-core machines OpenBLAS's thread wake-up costs more
+ *     than the step's many mid-sized products gain.  Workers here spin
+ *     briefly between products and only then sleep.
+ * Products under PARALLEL_MIN_FLOPS stay on the calling thread. */
+#define SLABS 4
+#define GEMM_ALIGN 16
+#define PARALLEL_MIN_FLOPS 2.0e6
+#define SPIN_ROUNDS 200000
+
+typedef struct gemm_job {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int64_t lda, ldb, ldc;
+    bool split_rows;
+    int64_t cut[SLABS + 1];         /* slab s is [cut[s], cut[s+1]) */
+} gemm_job;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake, done;
+    int threads;                    /* including the caller */
+    int started;                    /* workers running */
+    gemm_job job;
+    atomic_uint_fast64_t generation;
+    atomic_int pending;             /* workers still on the current job */
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
+           .done = PTHREAD_COND_INITIALIZER, .threads = 1};
+
+static void sgemm_plain(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+/* Slab t of the job: rows of C come from rows of op(A), columns of C from
+ * columns of op(B). */
+static void run_slab(const gemm_job *j, int t)
+{
+    int64_t lo = j->cut[t], len = j->cut[t + 1] - lo;
+    assert(t < SLABS);
+    if (len <= 0)
+        return;
+    if (j->split_rows) {
+        const float *a = j->trans_a ? j->a + lo : j->a + lo * j->lda;
+        sgemm_plain(j->trans_a, j->trans_b, len, j->n, j->k, j->alpha, a, j->lda, j->b, j->ldb,
+                    j->beta, j->c + lo * j->ldc, j->ldc);
+    } else {
+        const float *b = j->trans_b ? j->b + lo * j->ldb : j->b + lo;
+        sgemm_plain(j->trans_a, j->trans_b, j->m, len, j->k, j->alpha, j->a, j->lda, b, j->ldb,
+                    j->beta, j->c + lo, j->ldc);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    uint_fast64_t seen = 0;
+    for (;;) {
+        uint_fast64_t gen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        for (int spin = 0; gen == seen && spin < SPIN_ROUNDS; spin++)
+            gen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        if (gen == seen) {
+            pthread_mutex_lock(&pool.lock);
+            while ((gen = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = gen;
+        for (int slab = t; t < pool.threads && slab < SLABS; slab += pool.threads)
+            run_slab(&pool.job, slab);
+        if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
+    }
+    return NULL;
+}
+
+/* Cuts [0, len) into `parts` slabs of multiples of GEMM_ALIGN (the last
+ * takes the rest). */
+static void cut_evenly(int64_t *cut, int64_t len, int parts)
+{
+    int64_t blocks = (len + GEMM_ALIGN - 1) / GEMM_ALIGN;
+    for (int t = 0; t <= parts; t++) {
+        int64_t at = (blocks * t / parts) * GEMM_ALIGN;
+        cut[t] = at < len ? at : len;
+    }
+}
+
+static void gemm_parallel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                          float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                          float beta, float *c, int64_t ldc)
+{
+    gemm_job *j = &pool.job;
+    *j = (gemm_job){.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+                    .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c,
+                    .lda = lda, .ldb = ldb, .ldc = ldc, .split_rows = m >= n};
+    cut_evenly(j->cut, j->split_rows ? m : n, SLABS);
+    if (pool.threads == 1) {
+        for (int slab = 0; slab < SLABS; slab++)
+            run_slab(j, slab);
+        return;
+    }
+    int workers = pool.started;
+    atomic_store_explicit(&pool.pending, workers, memory_order_relaxed);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    for (int slab = 0; slab < SLABS; slab += pool.threads)
+        run_slab(j, slab);
+    /* Spin first: the other slabs usually finish at about the same time. */
+    for (int spin = 0; spin < SPIN_ROUNDS; spin++) {
+        if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
+            return;
+    }
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load_explicit(&pool.pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+}
 
 void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -23,6 +210,8 @@ void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
     assert(ldc >= (n > 1 ? n : 1));
     assert(lda >= ((trans_a ? m : k) > 1 ? (trans_a ? m : k) : 1));
     assert(ldb >= ((trans_b ? k : n) > 1 ? (trans_b ? k : n) : 1));
+    if (atomic_load_explicit(&trace_state, memory_order_relaxed) != TRACE_OFF)
+        trace_call(trans_a, trans_b, m, n, k);
     if (m == 0 || n == 0)
         return;
     if (k == 0) {
@@ -34,20 +223,37 @@ void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
         }
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
-                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    if (2.0 * (double)m * (double)n * (double)k >= PARALLEL_MIN_FLOPS &&
+        (m >= n ? m : n) >= SLABS * GEMM_ALIGN)
+        gemm_parallel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        sgemm_plain(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void agon_blas_set_threads(int threads)
 {
     assert(threads >= 1);
-    openblas_set_num_threads(threads);
+    /* More threads than slabs would have nothing to do. */
+    if (threads > SLABS)
+        threads = SLABS;
+    openblas_set_num_threads(1);
+    pthread_mutex_lock(&pool.lock);
+    /* Workers are started once and kept; with fewer threads the extra
+     * ones skip every job. */
+    while (pool.started < threads - 1) {
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, worker_main, (void *)(intptr_t)(pool.started + 1)) != 0)
+            break;
+        pthread_detach(tid);
+        pool.started++;
+    }
+    pool.threads = pool.started + 1 < threads ? pool.started + 1 : threads;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 int agon_blas_get_threads(void)
 {
-    return openblas_get_num_threads();
+    return pool.threads;
 }
 
 static char describe_buf[512];

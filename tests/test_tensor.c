@@ -352,6 +352,63 @@ static void test_blas_threads_and_describe(void **st)
     assert_ptr_equal(agon_blas_describe(), d); /* static storage */
 }
 
+/* Products big enough to be cut into slabs (core/blas.c): every transpose
+ * combination, cut along rows (m >= n) and along columns (m < n), sizes
+ * that are not multiples of the slab alignment and padded leading
+ * dimensions, against a double-precision reference; and the same bits at
+ * 1, 2, 3 and 4 threads. */
+static void test_gemm_slabs(void **st)
+{
+    (void)st;
+    static const int64_t shapes[][3] = {{301, 77, 129}, {45, 333, 150}};
+    enum { PAD = 3 };
+    for (size_t s = 0; s < 2; s++) {
+        const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                const int64_t lda = (ta ? m : k) + PAD, ldb = (tb ? k : n) + PAD, ldc = n + PAD;
+                float *a = malloc((size_t)((ta ? k : m) * lda) * sizeof(float));
+                float *b = malloc((size_t)((tb ? n : k) * ldb) * sizeof(float));
+                float *c[4];
+                for (int i = 0; i < (ta ? k : m) * lda; i++)
+                    a[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+                for (int i = 0; i < (tb ? n : k) * ldb; i++)
+                    b[i] = (float)((i * 53) % 97) / 48.0f - 1.0f;
+                for (int t = 0; t < 4; t++) {
+                    c[t] = malloc((size_t)(m * ldc) * sizeof(float));
+                    for (int64_t i = 0; i < m * ldc; i++)
+                        c[t][i] = 0.5f;     /* beta = 2 must scale it; padding stays */
+                    agon_blas_set_threads(t + 1);
+                    agon_gemm(ta, tb, m, n, k, 0.75f, a, lda, b, ldb, 2.0f, c[t], ldc);
+                }
+                agon_blas_set_threads(1);
+                for (int64_t i = 0; i < m; i++) {
+                    for (int64_t j = 0; j < ldc; j++) {
+                        double want = 0.5;
+                        if (j < n) {
+                            double sum = 0.0;
+                            for (int64_t p = 0; p < k; p++)
+                                sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                                       (double)(tb ? b[j * ldb + p] : b[p * ldb + j]);
+                            want = 0.75 * sum + 1.0;
+                        }
+                        if (fabs(c[0][i * ldc + j] - want) > 1e-3 * (1.0 + fabs(want)))
+                            fail_msg("m=%lld n=%lld ta=%d tb=%d: C[%lld][%lld] = %g, want %g",
+                                     (long long)m, (long long)n, ta, tb, (long long)i,
+                                     (long long)j, (double)c[0][i * ldc + j], want);
+                    }
+                }
+                for (int t = 1; t < 4; t++)
+                    assert_memory_equal(c[0], c[t], (size_t)(m * ldc) * sizeof(float));
+                for (int t = 0; t < 4; t++)
+                    free(c[t]);
+                free(a);
+                free(b);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_gemm_empty_k),
         cmocka_unit_test(test_gemm_deterministic),
         cmocka_unit_test(test_blas_threads_and_describe),
+        cmocka_unit_test(test_gemm_slabs),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);
 }

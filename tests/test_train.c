@@ -540,6 +540,51 @@ static void test_conditional_needs_labels(void **st)
     agon_registry_destroy(reg);
 }
 
+/* Matrix products are cut by shape, never by thread count (core/blas.c), so
+ * a run gives the same bits at 1 and 2 threads: MLPs on the ring, and the
+ * convolutions and batch norms of a DCGAN. */
+static void assert_same_dataset(const char *f1, const char *f2, const char *path)
+{
+    static float a[1 << 20], b[1 << 20];
+    size_t n = read_floats(f1, path, a, 1 << 20);
+    assert_int_equal(read_floats(f2, path, b, 1 << 20), n);
+    if (memcmp(a, b, n * sizeof(float)) != 0)
+        fail_msg("%s differs between %s and %s", path, f1, f2);
+}
+
+static void test_threads_same_bits(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *one[] = {"train.steps=30", "metrics=[]", "train.threads=1"};
+    const char *two[] = {"train.steps=30", "metrics=[]", "train.threads=2"};
+    assert_int_equal(run(reg, "thr1.h5", one, 3, NULL, &r), 0);
+    assert_int_equal(run(reg, "thr2.h5", two, 3, NULL, &r), 0);
+    assert_same_dataset("thr1.h5", "thr2.h5", "/scalars/loss_d");
+    assert_same_dataset("thr1.h5", "thr2.h5", "/scalars/loss_g");
+    assert_same_dataset("thr1.h5", "thr2.h5", "/final/discriminator/2.weight");
+
+    char msg[512];
+    const char dcgan[] = "seed: 5\n"
+                         "dataset: {plugin: fashion_mnist, limit: 512}\n"
+                         "generator: {plugin: dcgan}\n"
+                         "discriminator: {plugin: dcgan}\n"
+                         "loss: {plugin: nonsaturating}\n"
+                         "train: {steps: 3, batch_size: 64, latent_dim: 100, threads: %d}\n"
+                         "log: {samples_every: 0}\n";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, dcgan, 1);
+    assert_int_equal(run_text(reg, yaml, "dc1.h5", msg, sizeof msg), 0);
+    snprintf(yaml, sizeof yaml, dcgan, 2);
+    assert_int_equal(run_text(reg, yaml, "dc2.h5", msg, sizeof msg), 0);
+    assert_same_dataset("dc1.h5", "dc2.h5", "/scalars/loss_d");
+    assert_same_dataset("dc1.h5", "dc2.h5", "/final/generator/4.weight");
+    assert_same_dataset("dc1.h5", "dc2.h5", "/final/discriminator/2.weight");
+    assert_same_dataset("dc1.h5", "dc2.h5", "/final/discriminator/3.running_var");
+    agon_registry_destroy(reg);
+}
+
 int main(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -559,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_optimizer_counter),
         cmocka_unit_test(test_conditional_follows_labels),
         cmocka_unit_test(test_conditional_needs_labels),
+        cmocka_unit_test(test_threads_same_bits),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

@@ -86,7 +86,10 @@ AGON_API void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n,
                         const float *b, int64_t ldb, float beta, float *c,
                         int64_t ldc);
 
-/* Sets the number of BLAS threads (>= 1) for the whole process. */
+/* Sets the number of threads (>= 1; at most 4 are used) that matrix
+ * products use, for the whole process.  agon splits large products into a
+ * fixed number of slabs that depend on the shape only, so results are
+ * bit-identical at any thread count (on one machine and OpenBLAS kernel). */
 AGON_API void agon_blas_set_threads(int threads);
 AGON_API int agon_blas_get_threads(void);
 /* "OpenBLAS 0.3.21 ... (core Haswell)": what the log records. Static. */
