@@ -102,6 +102,15 @@ static struct {
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .done = PTHREAD_COND_INITIALIZER, .threads = 1};
 
+/* OpenBLAS's own threads are never used (see above), whatever
+ * OPENBLAS_NUM_THREADS says. */
+static pthread_once_t single_once = PTHREAD_ONCE_INIT;
+
+static void make_openblas_single(void)
+{
+    openblas_set_num_threads(1);
+}
+
 static void sgemm_plain(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc)
@@ -223,6 +232,7 @@ void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
         }
         return;
     }
+    pthread_once(&single_once, make_openblas_single);
     if (2.0 * (double)m * (double)n * (double)k >= PARALLEL_MIN_FLOPS &&
         (m >= n ? m : n) >= SLABS * GEMM_ALIGN)
         gemm_parallel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -236,7 +246,7 @@ void agon_blas_set_threads(int threads)
     /* More threads than slabs would have nothing to do. */
     if (threads > SLABS)
         threads = SLABS;
-    openblas_set_num_threads(1);
+    pthread_once(&single_once, make_openblas_single);
     pthread_mutex_lock(&pool.lock);
     /* Workers are started once and kept; with fewer threads the extra
      * ones skip every job. */

@@ -451,13 +451,11 @@ static hid_t open_log(const char *path, int *code)
         *code = AGON_EDATA;
         return H5I_INVALID_HID;
     }
-    hid_t file = agon__h5_open_read(path, NULL);
+    agon__h5_detail d;
+    hid_t file = agon__h5_open_read(path, &d);
     if (file < 0) {
-        /* What the SWMR attempt left on the stack: closing its property
-         * list clears it, so this is mostly "no detail" (export passes a
-         * detail to agon__h5_open_read for the plain open's reason). */
-        agon__h5_detail d;
-        agon__h5_why(&d);
+        /* The plain open's reason is the telling one (a writer that still
+         * holds the file, or crashed holding it). */
         const char *hint = strstr(d.text, "h5clear")
                                ? "; if its writer crashed, repair a copy with "
                                  "`h5clear -s --increment=0 FILE` (never plain `h5clear -s`)"

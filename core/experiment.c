@@ -39,7 +39,8 @@ static const agon_param_spec train_schema[] = {
     {"freeze_g_from", AGON_PARAM_INT, "-1", -1, 1e12, NULL,
      "from this step on G is no longer updated (-1: never)"},
     {"threads", AGON_PARAM_INT, "1", 1, 256, NULL,
-     "BLAS threads; results are bit-reproducible for a fixed value"},
+     "threads of the matrix products (at most 4 are used); results are the same "
+     "bits at any value"},
     {"conditional", AGON_PARAM_CHOICE, "none", AGON_NO_RANGE, "none|concat",
      "condition G and D on the data's class labels: none, or concat (one-hot "
      "labels appended to z and to D's input as features or channels)"},
