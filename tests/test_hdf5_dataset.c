@@ -641,6 +641,66 @@ static void test_next_batch_does_not_allocate(void **state)
     h5_close(&f);
 }
 
+/* The point of the plugin: a user's file trains a GAN with no C written.
+ * Two labelled blobs at x = -2 and x = +2 in a file the test writes; a
+ * conditional GAN trains on it through the agon program, and the final
+ * snapshot's rows (one per class) sit at their own blob. */
+static void test_trains_on_user_file(void **state)
+{
+    enum { N = 2048 };
+    static float x[2 * N];
+    static int32_t y[N];
+    agon_rng rng;
+    agon_rng_seed(&rng, 7, "points");
+    for (int i = 0; i < N; i++) {
+        y[i] = (int32_t)(i % 2);
+        x[2 * i] = (y[i] ? 2.0f : -2.0f) + 0.1f * (float)agon_rng_normal(&rng);
+        x[2 * i + 1] = 0.1f * (float)agon_rng_normal(&rng);
+    }
+    hid_t f = h5_create("blobs.h5");
+    hsize_t xd[2] = {N, 2}, yd[1] = {N};
+    h5_put_float(f, "/data/points", 2, xd, x);
+    h5_put_labels(f, "/data/labels", 1, yd, y);
+    H5Fclose(f);
+
+    char yaml[2048], path[1024], cmd[4096], err[4096];
+    snprintf(yaml, sizeof yaml,
+             "seed: 2\n"
+             "dataset: {plugin: hdf5, file: %s/blobs.h5, dataset: /data/points, "
+             "labels: /data/labels}\n"
+             "generator: {plugin: mlp, hidden: [64, 64]}\n"
+             "discriminator: {plugin: mlp, hidden: [64, 64], activation: leaky_relu}\n"
+             "loss: {plugin: nonsaturating}\n"
+             "g_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}\n"
+             "d_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}\n"
+             "train: {steps: 1000, batch_size: 128, latent_dim: 8, conditional: concat}\n"
+             "log: {samples_every: 1000, n_samples: 20}\n",
+             dir);
+    snprintf(path, sizeof path, "%s/blobs.yaml", dir);
+    agon_test_write_file(path, yaml);
+    snprintf(cmd, sizeof cmd, "'%s' run '%s/blobs.yaml' -o '%s/blobs_run.h5' --progress none",
+             AGON_CLI_PATH, dir, dir);
+    int rc = agon_test_run(cmd, NULL, 0, err, sizeof err);
+    if (rc != 0)
+        fail_msg("agon run exited %d: %s", rc, err);
+
+    snprintf(path, sizeof path, "%s/blobs_run.h5", dir);
+    hid_t log = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(log >= 0);
+    hid_t d = H5Dopen2(log, "/samples/x", H5P_DEFAULT);
+    assert_true(d >= 0);
+    static float s[2 * 20 * 2];     /* steps 0 and 1000, 20 samples of 2 */
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0);
+    H5Dclose(d);
+    H5Fclose(log);
+    /* grid: row 0 (class 0) is samples 0..9, row 1 (class 1) 10..19 */
+    const float *last = s + 20 * 2;
+    int near = 0;
+    for (int i = 0; i < 20; i++)
+        near += fabsf(last[2 * i] - (i < 10 ? -2.0f : 2.0f)) < 0.75f;
+    assert_true(near >= 18);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_error_handler_restored),
         cmocka_unit_test(test_shuffled_epochs),
         cmocka_unit_test(test_next_batch_does_not_allocate),
+        cmocka_unit_test(test_trains_on_user_file),
     };
     return cmocka_run_group_tests_name("hdf5_dataset", tests, setup, teardown);
 }
