@@ -532,30 +532,6 @@ static const char *fifty_dir(void)
     return dir;
 }
 
-/* The documented order: per epoch, Fisher-Yates on the identity with
- * agon_rng_below(rng, i + 1) for i = size-1 down to 1. */
-static void reference_order(agon_rng *rng, int64_t size, int64_t *out, int64_t n)
-{
-    int64_t *perm = malloc((size_t)size * sizeof *perm);
-    assert_non_null(perm);
-    int64_t pos = size;
-    for (int64_t k = 0; k < n; k++) {
-        if (pos == size) {
-            for (int64_t i = 0; i < size; i++)
-                perm[i] = i;
-            for (int64_t i = size - 1; i > 0; i--) {
-                int64_t j = (int64_t)agon_rng_below(rng, (uint64_t)(i + 1));
-                int64_t t = perm[i];
-                perm[i] = perm[j];
-                perm[j] = t;
-            }
-            pos = 0;
-        }
-        out[k] = perm[pos++];
-    }
-    free(perm);
-}
-
 /* Draws n samples in batches of `batch` and returns which images they were. */
 static void draw_order(fm_fixture *f, agon_rng *rng, int64_t n, int64_t batch, int64_t *out)
 {
@@ -586,7 +562,7 @@ static void test_shuffled_epochs(void **state)
     agon_rng_seed(&rng, 42, "data");
     ref = rng;
     draw_order(&f, &rng, N, 7, got);
-    reference_order(&ref, 50, want, N);
+    agon_test_epoch_order(&ref, 50, want, N);
     assert_memory_equal(got, want, sizeof got);
     /* The rng advanced exactly as much as the three shuffles need. */
     assert_memory_equal(&rng, &ref, sizeof rng);

@@ -76,17 +76,11 @@ static size_t read_ints(const char *file, const char *path, int64_t *out, size_t
     return (size_t)n;
 }
 
+static int64_t read_int_attr(const char *file, const char *obj, const char *name);
+
 static int64_t read_root_int(const char *file, const char *name)
 {
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    assert_true(a >= 0);
-    int64_t v = 0;
-    assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
-    H5Aclose(a);
-    H5Fclose(f);
-    return v;
+    return read_int_attr(file, "/", name);
 }
 
 static void assert_steps(const char *file, const char *path, const int64_t *want, size_t n)
@@ -440,7 +434,8 @@ static void test_optimizer_counter(void **st)
     agon_registry_destroy(reg);
 }
 
-static int64_t read_root_int_at(const char *file, const char *obj, const char *name)
+/* An int attribute of the object at `obj`. */
+static int64_t read_int_attr(const char *file, const char *obj, const char *name)
 {
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(f >= 0);
@@ -508,8 +503,8 @@ static void test_conditional_follows_labels(void **st)
     assert_true(read_last("cond.h5", "/metrics/probe_labels/label_accuracy") >= 0.9);
 
     /* The snapshot grid: 3 rows (classes) of 10; row c near centre 3c - 3. */
-    assert_int_equal(read_root_int_at("cond.h5", "/samples", "grid_cols"), 10);
-    assert_int_equal(read_root_int_at("cond.h5", "/samples", "n_classes"), 3);
+    assert_int_equal(read_int_attr("cond.h5", "/samples", "grid_cols"), 10);
+    assert_int_equal(read_int_attr("cond.h5", "/samples", "n_classes"), 3);
     static float x[4 * 30 * 2];
     size_t n = read_floats("cond.h5", "/samples/x", x, 4 * 30 * 2);
     assert_int_equal(n, 4 * 30 * 2);

@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "agon/rng.h"
+
 #define AGON_TEST_UNUSED __attribute__((unused))
 
 /* Reads a whole file into a malloc'ed NUL-terminated buffer (NULL if absent). */
@@ -116,6 +118,33 @@ static AGON_TEST_UNUSED void agon_test_check_grad(agon_test_scalar_fn f, void *c
                      i, (double)g[i], fd);
         }
     }
+}
+
+/* The order in which a dataset built on agon_epoch_sampler hands out sample
+ * indices for `rng` (see agon/sampler.h), written independently of it: per
+ * epoch, Fisher-Yates on the identity with agon_rng_below(rng, i + 1) for
+ * i = size-1 down to 1.  Fills out[0..n). */
+static AGON_TEST_UNUSED void agon_test_epoch_order(agon_rng *rng, int64_t size, int64_t *out,
+                                                   int64_t n)
+{
+    int64_t *perm = malloc((size_t)size * sizeof *perm);
+    assert_non_null(perm);
+    int64_t pos = size;
+    for (int64_t k = 0; k < n; k++) {
+        if (pos == size) {
+            for (int64_t i = 0; i < size; i++)
+                perm[i] = i;
+            for (int64_t i = size - 1; i > 0; i--) {
+                int64_t j = (int64_t)agon_rng_below(rng, (uint64_t)(i + 1));
+                int64_t t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
+            pos = 0;
+        }
+        out[k] = perm[pos++];
+    }
+    free(perm);
 }
 
 #endif /* AGON_TEST_UTIL_H */
