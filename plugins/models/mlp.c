@@ -69,26 +69,6 @@ static int read_hidden(const agon_node *cfg, int64_t *hidden, size_t *n, agon_er
     return 0;
 }
 
-/* Reinterprets the flat output as out_shape.  Row-major storage makes this
- * a copy in both directions. */
-static void reshape_forward(void *state, agon_param *params, const agon_tensor *in,
-                            agon_tensor *out, bool training)
-{
-    memcpy(out->data, in->data, (size_t)agon_tensor_numel(in) * sizeof(float));
-}
-
-static void reshape_backward(void *state, agon_param *params, const agon_tensor *in,
-                             const agon_tensor *out, const agon_tensor *dout,
-                             agon_tensor *din, bool param_grads)
-{
-    if (din)
-        memcpy(din->data, dout->data, (size_t)agon_tensor_numel(dout) * sizeof(float));
-}
-
-static const agon_layer_ops reshape_ops = {
-    sizeof(agon_layer_ops), "reshape", reshape_forward, reshape_backward, NULL,
-};
-
 static int mlp_build(const agon_node *cfg, agon_role role, const agon_shape *out_shape,
                      agon_net *net, agon_rng *rng, agon_error *err)
 {
@@ -140,12 +120,7 @@ static int mlp_build(const agon_node *cfg, agon_role role, const agon_shape *out
         return rc;
 
     agon_shape flat = agon_net_out_shape(net);
-    if (!agon_shape_equal(&flat, out_shape)) {
-        rc = agon_net_add_layer(net, &reshape_ops, NULL, out_shape, 0, NULL, NULL, NULL, err);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return agon_shape_equal(&flat, out_shape) ? 0 : agon_net_add_reshape(net, out_shape, err);
 }
 
 static const agon_model_vtable mlp_vtable = {
