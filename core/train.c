@@ -89,7 +89,6 @@ struct game {
     agon_tensor g_dx;           /* [batch, sample...] (conditional only) */
     int32_t *real_labels;       /* [batch] */
     int32_t *fake_labels;       /* [batch] */
-    int32_t *sample_labels;     /* [n_samples] */
     int64_t sample_cols;        /* grid columns of a conditional snapshot */
     float *d_grad;              /* [2*batch] dLoss/dlogit */
     float *g_grad;              /* [batch] */
@@ -123,6 +122,12 @@ static void fill_latent(const game *g, agon_rng *rng, float *z, size_t n)
         agon_rng_fill_normal(rng, z, n, 0.0f, 1.0f);
 }
 
+static void write_one_hot(float *dst, int64_t n_classes, int32_t label)
+{
+    memset(dst, 0, (size_t)n_classes * sizeof(float));
+    dst[label] = 1.0f;
+}
+
 /* Fills the first `rows` rows of G's input z: fresh latents, followed in a
  * conditional run by the one-hot labels[i]. */
 static void fill_g_input(const game *g, agon_rng *rng, agon_tensor *z, int64_t rows,
@@ -137,8 +142,7 @@ static void fill_g_input(const game *g, agon_rng *rng, agon_tensor *z, int64_t r
     for (int64_t i = 0; i < rows; i++) {
         float *row = z->data + i * width;
         fill_latent(g, rng, row, (size_t)latent);
-        memset(row + latent, 0, (size_t)g->n_classes * sizeof(float));
-        row[latent + labels[i]] = 1.0f;
+        write_one_hot(row + latent, g->n_classes, labels[i]);
     }
 }
 
@@ -166,6 +170,25 @@ static void pack_d_rows(const game *g, float *dst, const float *x, const int32_t
 {
     for (int64_t i = 0; i < rows; i++)
         pack_d_row(g, dst + i * g->d_in_numel, x + i * g->sample_numel, labels[i]);
+}
+
+/* Labels from plugins (a dataset's batch, a metric's request) index the
+ * one-hot inputs, so they are checked before use.  The message names the
+ * dataset when `from_dataset`; a metric's own prefix names the metric. */
+static int check_labels(const game *g, const int32_t *labels, int64_t n, bool from_dataset,
+                        agon_error *err)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= g->n_classes)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "%s%s%slabel %d is outside the dataset's classes 0 to %lld; "
+                                  "this is a bug in the plugin that gave it",
+                                  from_dataset ? "dataset '" : "",
+                                  from_dataset ? g->exp->dataset.component->name : "",
+                                  from_dataset ? "': " : "", (int)labels[i],
+                                  (long long)g->n_classes - 1);
+    }
+    return 0;
 }
 static int optimizer_setup(game *g, optimizer *opt, const agon__choice *choice, agon_net *net,
                            agon_error *err)
@@ -351,8 +374,7 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
     g->g_grad = agon_arena_alloc(g->arena, (size_t)batch * sizeof(float), err);
     g->real_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
     g->fake_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
-    g->sample_labels = agon_arena_alloc(g->arena, (size_t)n_samples * sizeof(int32_t), err);
-    if (!g->d_grad || !g->g_grad || !g->real_labels || !g->fake_labels || !g->sample_labels)
+    if (!g->d_grad || !g->g_grad || !g->real_labels || !g->fake_labels)
         return AGON_ENOMEM;
     if (g->n_classes > 0) {
         agon_shape xb = agon_shape_batched(batch, &g->info.sample_shape);
@@ -369,17 +391,14 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
         /* A grid with one row per class; each column shares one z, so a
          * row differs from the next only by its label. */
         g->sample_cols = (n_samples + g->n_classes - 1) / g->n_classes;
-        for (int64_t i = 0; i < n_samples; i++)
-            g->sample_labels[i] = (int32_t)(i / g->sample_cols);
-        for (int64_t c = 0; c < g->sample_cols && c < n_samples; c++)
-            fill_latent(g, &g->rng_samples, g->sample_z.data + c * g_in, (size_t)latent);
         for (int64_t i = 0; i < n_samples; i++) {
             float *row = g->sample_z.data + i * g_in;
-            if (i >= g->sample_cols)
+            if (i < g->sample_cols)
+                fill_latent(g, &g->rng_samples, row, (size_t)latent);
+            else
                 memcpy(row, g->sample_z.data + (i % g->sample_cols) * g_in,
                        (size_t)latent * sizeof(float));
-            memset(row + latent, 0, (size_t)g->n_classes * sizeof(float));
-            row[latent + g->sample_labels[i]] = 1.0f;
+            write_one_hot(row + latent, g->n_classes, (int32_t)(i / g->sample_cols));
         }
     }
     return metrics_setup(g, err);
@@ -420,6 +439,8 @@ static int d_gradient(game *g, step_stats *st, agon_error *err)
     agon_tensor real = cond ? g->real_x : agon_tensor_rows(&g->d_in, 0, n);
     int rc = g->data_vt->next_batch(g->data_state, &g->rng_data, &real,
                                     cond ? g->real_labels : NULL, err);
+    if (rc == 0 && cond)
+        rc = check_labels(g, g->real_labels, n, true, err);
     if (rc != 0)
         return rc;
     if (cond)
@@ -586,6 +607,11 @@ int agon_metric_discriminate_labeled(agon_metric_ctx *ctx, const agon_tensor *x,
                               "it must call agon_metric_discriminate_labeled",
                               ctx->m->choice->name);
     int64_t n = x->shape.dim[0];
+    if (g->n_classes > 0) {
+        int rc = check_labels(g, labels, n, false, err);
+        if (rc != 0)
+            return rc;
+    }
     int64_t chunk = agon_net_max_batch(g->D);
     agon_net_set_batch_groups(g->D, 1);
     for (int64_t i = 0; i < n; i += chunk) {

@@ -532,6 +532,27 @@ static void test_conditional_needs_labels(void **st)
     assert_string_equal(msg, "cond.yaml:7:16: train.conditional: a conditional GAN needs "
                              "class labels, and dataset 'gaussian_mixture' has none; use "
                              "conditional: none or a labelled dataset");
+
+    /* A plugin's label outside the classes is refused, not written past
+     * the one-hot input. */
+    const char bad[] = "dataset: {plugin: probe_clusters, classes: 3}\n"
+                       "generator: {plugin: mlp}\n"
+                       "discriminator: {plugin: mlp}\n"
+                       "loss: {plugin: minimax}\n"
+                       "train: {steps: 2, conditional: concat}\n"
+                       "metrics: [{plugin: probe_labels, every: 1, shift: 3}]\n";
+    assert_int_equal(run_text(reg, bad, "badlabels.h5", msg, sizeof msg), AGON_EPLUGIN);
+    assert_string_equal(msg, "metric 'probe_labels' at step 1: label 4 is outside the "
+                             "dataset's classes 0 to 2; this is a bug in the plugin that "
+                             "gave it");
+    const char bad_data[] = "dataset: {plugin: probe_clusters, classes: 3, label_shift: -3}\n"
+                            "generator: {plugin: mlp}\n"
+                            "discriminator: {plugin: mlp}\n"
+                            "loss: {plugin: minimax}\n"
+                            "train: {steps: 2, conditional: concat}\n";
+    assert_int_equal(run_text(reg, bad_data, "badlabels.h5", msg, sizeof msg), AGON_EPLUGIN);
+    assert_string_equal(msg, "dataset 'probe_clusters': label -3 is outside the dataset's "
+                             "classes 0 to 2; this is a bug in the plugin that gave it");
     agon_registry_destroy(reg);
 }
 

@@ -129,6 +129,7 @@ static const agon_metric_vtable probe_vtable = {
  * that honours its label puts class c's samples near centre c. */
 typedef struct clusters {
     int64_t k;
+    int64_t label_shift;    /* added to the labels handed out (tests' bad labels) */
     float lo[2], hi[2];
 } clusters;
 
@@ -144,6 +145,8 @@ static int clusters_create(const agon_node *cfg, void **state, agon_dataset_info
     if (!c)
         return agon_error_set(err, AGON_ENOMEM, "probe_clusters: out of memory");
     int rc = agon_cfg_opt_int(cfg, "classes", 2, &c->k, err);
+    if (rc == 0)
+        rc = agon_cfg_opt_int(cfg, "label_shift", 0, &c->label_shift, err);
     if (rc != 0) {
         free(c);
         return rc;
@@ -172,13 +175,14 @@ static int clusters_next(void *state, agon_rng *rng, agon_tensor *out, int32_t *
         out->data[2 * i] = cluster_centre(c->k, label) + 0.1f * (float)agon_rng_normal(rng);
         out->data[2 * i + 1] = 0.1f * (float)agon_rng_normal(rng);
         if (labels)
-            labels[i] = label;
+            labels[i] = label + (int32_t)c->label_shift;
     }
     return 0;
 }
 
 static const agon_param_spec clusters_params[] = {
     {"classes", AGON_PARAM_INT, "2", 1, 100, NULL, "number of classes (blobs)"},
+    {"label_shift", AGON_PARAM_INT, "0", -100, 100, NULL, "added to every label handed out"},
     AGON_PARAM_END,
 };
 
@@ -195,6 +199,7 @@ typedef struct label_probe {
     float logits[PROBE_N];
     int32_t labels[PROBE_N];
     int64_t k;
+    int64_t shift;          /* added to the labels D is asked about (tests' bad labels) */
 } label_probe;
 
 static int label_probe_create(const agon_node *cfg, const agon_dataset_info *data,
@@ -204,6 +209,11 @@ static int label_probe_create(const agon_node *cfg, const agon_dataset_info *dat
     if (!p)
         return agon_error_set(err, AGON_ENOMEM, "probe_labels: out of memory");
     p->k = data->n_classes;
+    int rc = agon_cfg_opt_int(cfg, "shift", 0, &p->shift, err);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
     *state = p;
     return 0;
 }
@@ -231,6 +241,8 @@ static int label_probe_evaluate(void *state, agon_metric_ctx *ctx, agon_error *e
     int rc = agon_metric_real_labeled(ctx, &t, p->labels, err);
     if (rc == 0)
         rc = agon_metric_emit(ctx, "real_label_accuracy", label_accuracy(p), err);
+    for (int64_t i = 0; i < PROBE_N; i++)
+        p->labels[i] += (int32_t)p->shift;
     if (rc == 0)
         rc = agon_metric_discriminate_labeled(ctx, &t, p->labels, p->logits, err);
     if (rc == 0)
@@ -245,6 +257,11 @@ static int label_probe_evaluate(void *state, agon_metric_ctx *ctx, agon_error *e
 static const char *const label_probe_outputs[] = {"real_label_accuracy", "real_logit",
                                                    "label_accuracy", NULL};
 
+static const agon_param_spec label_probe_params[] = {
+    {"shift", AGON_PARAM_INT, "0", -100, 100, NULL, "added to the labels given to D"},
+    AGON_PARAM_END,
+};
+
 static const agon_metric_vtable label_probe_vtable = {
     sizeof(agon_metric_vtable), label_probe_outputs, label_probe_create, free,
     label_probe_evaluate,
@@ -256,5 +273,5 @@ AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_METRIC("probe", "draws through the metric context", NULL, &probe_vtable),
             AGON_DATASET("probe_clusters", "labelled 2-D blobs", clusters_params,
                          &clusters_vtable),
-            AGON_METRIC("probe_labels", "labelled draws through the metric context", NULL,
-                         &label_probe_vtable))
+            AGON_METRIC("probe_labels", "labelled draws through the metric context",
+                         label_probe_params, &label_probe_vtable))
