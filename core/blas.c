@@ -64,16 +64,15 @@ static void trace_call(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
  * C is cut into SLABS slabs of whole rows (or whole columns, whichever
  * dimension is longer), rounded to multiples of GEMM_ALIGN, and each slab
  * is one single-threaded cblas_sgemm; thread t of T computes slabs t, t+T,
- * ...  on a small persistent pool.  Two reasons:
- *   - Bits: OpenBLAS's kernels round differently at different positions of
+ * ...  on a small persistent pool.
+ *   - Why: OpenBLAS's kernels round differently at different positions of
  *     a product (measured: splitting a product in two changes some bits),
  *     so its 1- and 2-thread results differ.  Here the cut depends on the
  *     product's shape only, never on the thread count, so each element is
  *     computed the same way and a run gives the same bits at any number of
  *     threads.
- *   - Speed: on small two-core machines OpenBLAS's thread wake-up costs more
- *     than the step's many mid-sized products gain.  Workers here spin
- *     briefly between products and only then sleep.
+ *   - Workers spin briefly between products and only then sleep, since a
+ *     GAN step issues hundreds of products in quick succession.
  * Products under PARALLEL_MIN_FLOPS stay on the calling thread. */
 #define SLABS 4
 #define GEMM_ALIGN 16
