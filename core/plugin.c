@@ -234,11 +234,14 @@ static bool valid_name(const char *s)
 }
 
 /* Checks the outputs list of a metric; writes the reason into why. */
-static bool check_outputs(const char *const *outputs, char *why, size_t cap)
+static bool check_outputs(const char *const *outputs, bool declares, char *why,
+                          size_t cap)
 {
-    if (!outputs || !outputs[0]) {
-        snprintf(why, cap, "agon_metric_vtable.outputs is empty; list the names "
-                           "the metric emits, ended by NULL");
+    /* A metric with only tensor outputs declares them at run time. */
+    if (!outputs || (!outputs[0] && !declares)) {
+        snprintf(why, cap, "agon_metric_vtable.outputs is empty and declare is NULL; "
+                           "list the names the metric emits, ended by NULL, or "
+                           "declare tensor outputs");
         return false;
     }
     for (size_t i = 0; outputs[i]; i++) {
@@ -252,6 +255,12 @@ static bool check_outputs(const char *const *outputs, char *why, size_t cap)
         if (strcmp(outputs[i], "step") == 0) {
             snprintf(why, cap, "output 'step' clashes with the step column of the "
                                "metric's log table; rename the output");
+            return false;
+        }
+        /* Tensor outputs live in the metric's subgroup "tensors". */
+        if (strcmp(outputs[i], "tensors") == 0) {
+            snprintf(why, cap, "output 'tensors' clashes with the group of the "
+                               "metric's tensor outputs; rename the output");
             return false;
         }
         for (size_t j = 0; j < i; j++) {
@@ -296,7 +305,7 @@ static bool check_functions(const agon_component *c, char *why, size_t cap)
         needed = "create, destroy and evaluate";
         missing = !v->create ? "create" : !v->destroy ? "destroy"
                 : !v->evaluate ? "evaluate" : NULL;
-        if (!missing && !check_outputs(v->outputs, why, cap))
+        if (!missing && !check_outputs(v->outputs, v->declare != NULL, why, cap))
             return false;
         break;
     }

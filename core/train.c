@@ -44,6 +44,27 @@ typedef struct optimizer {
 
 typedef struct game game;
 
+/* Limits on what one metric declares: generous, and they keep the
+ * declaration storage fixed-size. */
+#define METRIC_MAX_TENSORS 16
+#define METRIC_MAX_ATTRS 32
+#define METRIC_NAME_MAX 64
+
+typedef struct metric_tensor {
+    char name[METRIC_NAME_MAX];
+    agon_shape shape;
+    float *data;                /* the current evaluation's value */
+    bool emitted;
+} metric_tensor;
+
+/* A provenance attribute: text, or a number when is_double. */
+typedef struct metric_attr {
+    char key[METRIC_NAME_MAX];
+    char *text;                 /* in the game arena */
+    double number;
+    bool is_double;
+} metric_attr;
+
 typedef struct metric {
     const agon__metric_choice *choice;
     const agon_metric_vtable *vt;
@@ -51,7 +72,12 @@ typedef struct metric {
     size_t n_outputs;
     double *row;                /* n_outputs values of the current evaluation */
     bool *emitted;
-    agon_log_table *table;
+    agon_log_table *table;      /* NULL for a metric with tensor outputs only */
+    metric_tensor tensors[METRIC_MAX_TENSORS];
+    size_t n_tensors;
+    agon_log_series *series;    /* the tensor outputs, when n_tensors > 0 */
+    metric_attr attrs[METRIC_MAX_ATTRS];
+    size_t n_attrs;
     agon_rng rng;
 } metric;
 
@@ -59,6 +85,11 @@ struct agon_metric_ctx {
     game *g;
     metric *m;
     int64_t step;
+};
+
+struct agon_metric_decl {
+    game *g;
+    metric *m;
 };
 
 typedef struct step_stats {
@@ -97,6 +128,11 @@ struct game {
     /* fixed latent batch for sample snapshots */
     agon_tensor sample_z;       /* [n_samples, latent] */
     agon_tensor sample_x;       /* [n_samples, sample...] */
+    /* G's buffers (batch norm's running statistics) are saved here while
+     * snapshots and metrics sample in training mode, and put back after:
+     * logging must not change what training computes or logs. */
+    float *g_buffers_saved;
+    size_t g_buffers_numel;
     volatile sig_atomic_t *stop_flag;   /* may be NULL */
 };
 
@@ -281,6 +317,18 @@ static int metrics_setup(game *g, agon_error *err)
             m->state = NULL;
             return rc;
         }
+        if (m->vt->declare) {
+            agon_metric_decl decl = {.g = g, .m = m};
+            rc = m->vt->declare(m->state, &decl, err);
+            if (rc != 0)
+                return rc;
+        }
+        if (m->n_outputs == 0 && m->n_tensors == 0)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "metric '%s' declared no output: it has no scalar outputs "
+                                  "and its declare added no tensor; this is a bug in the "
+                                  "metric plugin",
+                                  m->choice->name);
     }
     return 0;
 }
@@ -381,6 +429,13 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
         if ((rc = agon_arena_tensor(g->arena, &g->real_x, &xb, err)) != 0 ||
             (rc = agon_arena_tensor(g->arena, &g->g_dx, &xb, err)) != 0)
             return rc;
+    }
+    for (size_t i = 0; i < agon_net_buffer_count(g->G); i++)
+        g->g_buffers_numel += (size_t)agon_tensor_numel(&agon_net_buffer(g->G, i)->value);
+    if (g->g_buffers_numel > 0) {
+        g->g_buffers_saved = agon_arena_alloc(g->arena, g->g_buffers_numel * sizeof(float), err);
+        if (!g->g_buffers_saved)
+            return AGON_ENOMEM;
     }
     /* The fixed latent batch comes from its own stream so that snapshots
      * are comparable over time and leave training's draws alone. */
@@ -548,6 +603,34 @@ static bool sample_training(const game *g)
     return g->exp->log.sample_training_mode;
 }
 
+/* Copies G's buffers out (save) or back in (restore).  Training mode
+ * updates the running statistics on every forward pass; sampling for the
+ * log must leave them as training left them. */
+static void g_buffers_copy(game *g, bool save)
+{
+    if (!sample_training(g) || g->g_buffers_numel == 0)
+        return;
+    float *at = g->g_buffers_saved;
+    for (size_t i = 0; i < agon_net_buffer_count(g->G); i++) {
+        agon_tensor *t = &agon_net_buffer(g->G, i)->value;
+        size_t bytes = (size_t)agon_tensor_numel(t) * sizeof(float);
+        if (save)
+            memcpy(at, t->data, bytes);
+        else
+            memcpy(t->data, at, bytes);
+        at += agon_tensor_numel(t);
+    }
+}
+
+/* G's forward pass for the log (snapshots, metrics). */
+static const agon_tensor *sample_forward(game *g, const agon_tensor *z)
+{
+    g_buffers_copy(g, true);
+    const agon_tensor *x = agon_net_forward(g->G, z, sample_training(g));
+    g_buffers_copy(g, false);
+    return x;
+}
+
 int agon_metric_fake_labeled(agon_metric_ctx *ctx, agon_tensor *out, int32_t *labels,
                              agon_error *err)
 {
@@ -563,7 +646,7 @@ int agon_metric_fake_labeled(agon_metric_ctx *ctx, agon_tensor *out, int32_t *la
         if (g->n_classes > 0)
             draw_labels(g, &ctx->m->rng, g->fake_labels, rows);
         fill_g_input(g, &ctx->m->rng, &z, rows, g->fake_labels);
-        const agon_tensor *x = agon_net_forward(g->G, &z, sample_training(g));
+        const agon_tensor *x = sample_forward(g, &z);
         memcpy(out->data + i * g->sample_numel, x->data,
                (size_t)(rows * g->sample_numel) * sizeof(float));
         for (int64_t r = 0; labels && r < rows; r++)
@@ -671,11 +754,212 @@ int agon_metric_emit(agon_metric_ctx *ctx, const char *name, double value, agon_
                           m->choice->name, name);
 }
 
+int agon_metric_emit_tensor(agon_metric_ctx *ctx, const char *name, const float *data,
+                            agon_error *err)
+{
+    metric *m = ctx->m;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        metric_tensor *t = &m->tensors[i];
+        if (strcmp(t->name, name) == 0) {
+            memcpy(t->data, data, (size_t)agon_shape_numel(&t->shape) * sizeof(float));
+            t->emitted = true;
+            return 0;
+        }
+    }
+    return agon_error_set(err, AGON_EPLUGIN,
+                          "metric '%s' emitted tensor '%s', which it did not declare",
+                          m->choice->name, name);
+}
+
+int64_t agon_metric_latent_dim(const agon_metric_ctx *ctx)
+{
+    return ctx->g->ts->latent_dim;
+}
+
+double agon_metric_data_density(const agon_metric_ctx *ctx, const float *x)
+{
+    const game *g = ctx->g;
+    return g->info.density ? g->info.density(g->data_state, x) : NAN;
+}
+
+int agon_metric_generate(agon_metric_ctx *ctx, const agon_tensor *z, const int32_t *labels,
+                         agon_tensor *out, agon_error *err)
+{
+    game *g = ctx->g;
+    const int64_t latent = g->ts->latent_dim;
+    const int64_t n = z->shape.dim[0];
+    if (z->shape.ndim != 2 || z->shape.dim[1] != latent || out->shape.dim[0] != n ||
+        agon_tensor_numel(out) != n * g->sample_numel) {
+        char zs[64], os[64];
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "metric '%s' asked G for %s samples from z of shape %s; z "
+                              "must be [n, %lld] and the output [n, sample...]",
+                              ctx->m->choice->name,
+                              agon_shape_format(&out->shape, os, sizeof os),
+                              agon_shape_format(&z->shape, zs, sizeof zs), (long long)latent);
+    }
+    if (g->n_classes > 0) {
+        if (!labels)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "metric '%s' ran the conditional generator without labels; "
+                                  "pass one label per latent vector",
+                                  ctx->m->choice->name);
+        int rc = check_labels(g, labels, n, false, err);
+        if (rc != 0)
+            return rc;
+    }
+    const int64_t width = latent + g->n_classes;
+    const int64_t chunk = g->ts->batch_size;
+    for (int64_t i = 0; i < n; i += chunk) {
+        int rc = check_stop(g, err);
+        if (rc != 0)
+            return rc;
+        int64_t rows = min64(chunk, n - i);
+        for (int64_t r = 0; r < rows; r++) {
+            float *dst = g->z.data + r * width;
+            memcpy(dst, z->data + (i + r) * latent, (size_t)latent * sizeof(float));
+            if (g->n_classes > 0)
+                write_one_hot(dst + latent, g->n_classes, labels[i + r]);
+        }
+        agon_tensor zin = agon_tensor_rows(&g->z, 0, rows);
+        const agon_tensor *x = sample_forward(g, &zin);
+        memcpy(out->data + i * g->sample_numel, x->data,
+               (size_t)(rows * g->sample_numel) * sizeof(float));
+    }
+    return 0;
+}
+
+/* ---- metric declarations ------------------------------------------------------ */
+
+/* Names of tensors and attributes become HDF5 names: the same alphabet as
+ * outputs. */
+static bool decl_name_ok(const char *name)
+{
+    if (!name || !name[0] || strlen(name) >= METRIC_NAME_MAX)
+        return false;
+    for (const char *c = name; *c; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int decl_bad_name(const agon_metric_decl *decl, const char *what, const char *name,
+                         agon_error *err)
+{
+    return agon_error_set(err, AGON_EPLUGIN,
+                          "metric '%s' declared %s '%s', which is not 1 to %d characters "
+                          "of [a-z0-9_]; this is a bug in the metric plugin",
+                          decl->m->choice->name, what, name ? name : "(null)",
+                          METRIC_NAME_MAX - 1);
+}
+
+int agon_metric_declare_tensor(agon_metric_decl *decl, const char *name,
+                               const agon_shape *shape, agon_error *err)
+{
+    metric *m = decl->m;
+    if (!decl_name_ok(name) || strcmp(name, "step") == 0)
+        return decl_bad_name(decl, "tensor", name, err);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "metric '%s' declared tensor '%s' twice; this is a bug in "
+                                  "the metric plugin",
+                                  m->choice->name, name);
+    }
+    if (m->n_tensors == METRIC_MAX_TENSORS)
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "metric '%s' declared more than %d tensors; log fewer",
+                              m->choice->name, METRIC_MAX_TENSORS);
+    /* One more dimension (the snapshot index) must fit a series. */
+    if (shape->ndim < 0 || shape->ndim >= AGON_MAX_DIMS || agon_shape_numel(shape) < 1) {
+        char buf[96];
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "metric '%s' declared tensor '%s' of shape %s; a tensor output "
+                              "has 0 to %d dimensions and at least one element",
+                              m->choice->name, name, agon_shape_format(shape, buf, sizeof buf),
+                              AGON_MAX_DIMS - 1);
+    }
+    metric_tensor *t = &m->tensors[m->n_tensors];
+    t->data = agon_arena_alloc(decl->g->arena,
+                               (size_t)agon_shape_numel(shape) * sizeof(float), err);
+    if (!t->data)
+        return AGON_ENOMEM;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->shape = *shape;
+    m->n_tensors++;
+    return 0;
+}
+
+static metric_attr *decl_attr(agon_metric_decl *decl, const char *key, agon_error *err)
+{
+    metric *m = decl->m;
+    if (!decl_name_ok(key) || strcmp(key, "plugin") == 0 || strcmp(key, "every") == 0) {
+        decl_bad_name(decl, "attribute", key, err);
+        return NULL;
+    }
+    /* A key the metric's settings already give would be overwritten
+     * silently in the log. */
+    if (agon_node_get(m->choice->choice.section, key)) {
+        agon_error_set(err, AGON_EPLUGIN,
+                       "metric '%s' declared attribute '%s', which is also one of its "
+                       "settings; this is a bug in the metric plugin",
+                       m->choice->name, key);
+        return NULL;
+    }
+    for (size_t i = 0; i < m->n_attrs; i++) {
+        if (strcmp(m->attrs[i].key, key) == 0)
+            return &m->attrs[i];    /* a later declaration replaces the value */
+    }
+    if (m->n_attrs == METRIC_MAX_ATTRS) {
+        agon_error_set(err, AGON_EPLUGIN, "metric '%s' declared more than %d attributes",
+                       m->choice->name, METRIC_MAX_ATTRS);
+        return NULL;
+    }
+    metric_attr *a = &m->attrs[m->n_attrs++];
+    snprintf(a->key, sizeof a->key, "%s", key);
+    return a;
+}
+
+int agon_metric_declare_attr(agon_metric_decl *decl, const char *key, const char *value,
+                             agon_error *err)
+{
+    metric_attr *a = decl_attr(decl, key, err);
+    if (!a)
+        return err ? err->code : AGON_EPLUGIN;
+    size_t len = strlen(value) + 1;
+    a->text = agon_arena_alloc(decl->g->arena, len, err);
+    if (!a->text)
+        return AGON_ENOMEM;
+    memcpy(a->text, value, len);
+    a->is_double = false;
+    return 0;
+}
+
+int agon_metric_declare_attr_double(agon_metric_decl *decl, const char *key, double value,
+                                    agon_error *err)
+{
+    metric_attr *a = decl_attr(decl, key, err);
+    if (!a)
+        return err ? err->code : AGON_EPLUGIN;
+    a->text = NULL;
+    a->number = value;
+    a->is_double = true;
+    return 0;
+}
+
+int64_t agon_metric_decl_latent_dim(const agon_metric_decl *decl)
+{
+    return decl->g->ts->latent_dim;
+}
+
 static int evaluate_metric(game *g, metric *m, int64_t step, agon_error *err)
 {
     agon_metric_ctx ctx = {.g = g, .m = m, .step = step};
     for (size_t i = 0; i < m->n_outputs; i++)
         m->emitted[i] = false;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        m->tensors[i].emitted = false;
     int rc = m->vt->evaluate(m->state, &ctx, err);
     if (rc == 0)
         rc = check_stop(g, err);
@@ -691,7 +975,20 @@ static int evaluate_metric(game *g, metric *m, int64_t step, agon_error *err)
                                   "metric '%s' did not emit its output '%s' at step %lld",
                                   m->choice->name, m->vt->outputs[i], (long long)step);
     }
-    return m->table ? agon_log_table_append(m->table, step, m->row, err) : 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        if (!m->tensors[i].emitted)
+            return agon_error_set(err, AGON_EPLUGIN,
+                                  "metric '%s' did not emit its tensor '%s' at step %lld",
+                                  m->choice->name, m->tensors[i].name, (long long)step);
+    }
+    int rc2 = m->table ? agon_log_table_append(m->table, step, m->row, err) : 0;
+    if (rc2 == 0 && m->series) {
+        const float *ptrs[METRIC_MAX_TENSORS];
+        for (size_t i = 0; i < m->n_tensors; i++)
+            ptrs[i] = m->tensors[i].data;
+        rc2 = agon_log_series_append(m->series, step, ptrs, err);
+    }
+    return rc2;
 }
 
 /* ---- the run ------------------------------------------------------------------- */
@@ -826,9 +1123,24 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         metric *m = &g->metrics[i];
         char path[256];
         snprintf(path, sizeof path, "/metrics/%s", m->choice->name);
-        m->table = agon_log_table_create(log, path, m->vt->outputs, m->n_outputs, err);
-        if (!m->table)
-            return err->code;
+        if (m->n_outputs > 0) {
+            m->table = agon_log_table_create(log, path, m->vt->outputs, m->n_outputs, err);
+            if (!m->table)
+                return err->code;
+        }
+        if (m->n_tensors > 0) {
+            const char *names[METRIC_MAX_TENSORS];
+            agon_shape shapes[METRIC_MAX_TENSORS];
+            for (size_t t = 0; t < m->n_tensors; t++) {
+                names[t] = m->tensors[t].name;
+                shapes[t] = m->tensors[t].shape;
+            }
+            char tpath[300];
+            snprintf(tpath, sizeof tpath, "%s/tensors", path);
+            m->series = agon_log_series_create(log, tpath, names, shapes, m->n_tensors, err);
+            if (!m->series)
+                return err->code;
+        }
         rc = agon_log_attr_string(log, path, "plugin", m->choice->choice.component->name, err);
         if (rc == 0)
             rc = agon_log_attr_int(log, path, "every", m->choice->every, err);
@@ -840,6 +1152,11 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
             const char *text = agon_node_scalar(agon_node_at(section, k));
             if (text && strcmp(key, "plugin") != 0 && strcmp(key, "every") != 0)
                 rc = agon_log_attr_string(log, path, key, text, err);
+        }
+        for (size_t k = 0; rc == 0 && k < m->n_attrs; k++) {
+            const metric_attr *a = &m->attrs[k];
+            rc = a->is_double ? agon_log_attr_double(log, path, a->key, a->number, err)
+                              : agon_log_attr_string(log, path, a->key, a->text, err);
         }
         if (rc != 0)
             return rc;
@@ -875,7 +1192,7 @@ static int snapshot_samples(game *g, run_log *rl, int64_t step, agon_error *err)
     for (int64_t i = 0; i < n; i += chunk) {
         int64_t rows = min64(chunk, n - i);
         agon_tensor z = agon_tensor_rows(&g->sample_z, i, rows);
-        const agon_tensor *x = agon_net_forward(g->G, &z, sample_training(g));
+        const agon_tensor *x = sample_forward(g, &z);
         memcpy(g->sample_x.data + i * g->sample_numel, x->data,
                (size_t)(rows * g->sample_numel) * sizeof(float));
     }

@@ -126,7 +126,7 @@ expect "plugin-level check at validate" 3 "*" -- "$AGON" validate bad_d.yaml
 contains "discriminator must output a logit" err.txt "discriminator.output_activation"
 
 FIX=$3/tests/fixtures
-expect "broken plugin on the search path" 4 "$FIX/wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI 999, this agon has ABI 1; rebuild the plugin against this agon's headers" -- \
+expect "broken plugin on the search path" 4 "$FIX/wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI 999, this agon has ABI 2; rebuild the plugin against this agon's headers" -- \
   "$AGON" validate "$SRC/experiments/ring8.yaml" --plugin-path "$FIX/wrong_abi"
 expect "plugins lists what loaded despite a broken file" 4 "*" -- "$AGON" plugins --plugin-path "$FIX/wrong_abi"
 contains "plugins still lists the good ones" out.txt "gaussian_mixture"

@@ -196,7 +196,7 @@ static void test_symbol_and_descriptor_failures(void **state)
                    "symbol; is this an agon plugin (declared with AGON_PLUGIN)?");
     expect_failure("wrong_abi/wrong_abi.so", AGON_EPLUGIN,
                    "wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI "
-                   "999, this agon has ABI 1; rebuild the plugin against this agon's "
+                   "999, this agon has ABI 2; rebuild the plugin against this agon's "
                    "headers");
     snprintf(expected, sizeof expected,
              "descriptor/wrong_size.so: plugin abi failed: the descriptor is %zu bytes, "
@@ -272,8 +272,9 @@ static void test_component_failures(void **state)
                    "optimizer may keep at most 4 state tensors per parameter");
     expect_failure("component/no_outputs.so", AGON_EPLUGIN,
                    "component/no_outputs.so: plugin component failed: component 2 "
-                   "('fixture_bad'): agon_metric_vtable.outputs is empty; list the names "
-                   "the metric emits, ended by NULL");
+                   "('fixture_bad'): agon_metric_vtable.outputs is empty and declare is "
+                   "NULL; list the names the metric emits, ended by NULL, or declare "
+                   "tensor outputs");
     expect_failure("component/step_output.so", AGON_EPLUGIN,
                    "component/step_output.so: plugin component failed: component 2 "
                    "('fixture_bad'): output 'step' clashes with the step column of the "

@@ -601,6 +601,135 @@ static void test_threads_same_bits(void **st)
     agon_registry_destroy(reg);
 }
 
+static void read_string_attr(const char *file, const char *obj, const char *name, char *out,
+                             size_t cap)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    hid_t t = H5Aget_type(a);
+    char *v = NULL;
+    assert_true(H5Tis_variable_str(t) > 0);
+    assert_true(H5Aread(a, t, &v) >= 0);
+    snprintf(out, cap, "%s", v);
+    H5free_memory(v);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(f);
+}
+
+static double read_double_attr(const char *file, const char *obj, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    double v = 0;
+    assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    return v;
+}
+
+/* A metric's tensor outputs and attributes land in the log, and G runs on
+ * the latent vectors the metric chooses: with a linear G (no hidden
+ * layer), row r of g_of_z is W z_r + b for the final W and b. */
+static void test_metric_tensors(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    agon_run_result r;
+    const char *sets[] = {"train.steps=30", "generator={plugin: mlp, hidden: []}",
+                          "metrics=[{plugin: probe_tensor, every: 10}]"};
+    assert_int_equal(run(reg, "tensors.h5", sets, 3, NULL, &r), 0);
+    const int64_t steps[] = {10, 20, 30};
+    assert_steps("tensors.h5", "/metrics/probe_tensor/tensors/step", steps, 3);
+    static float w[2 * 64], b[2], gz[3 * 4 * 2], z[3 * 4 * 64];
+    assert_int_equal(read_floats("tensors.h5", "/final/generator/0.weight", w, 2 * 64), 2 * 64);
+    assert_int_equal(read_floats("tensors.h5", "/final/generator/0.bias", b, 2), 2);
+    assert_int_equal(read_floats("tensors.h5", "/metrics/probe_tensor/tensors/g_of_z", gz,
+                                 3 * 4 * 2), 3 * 4 * 2);
+    assert_int_equal(read_floats("tensors.h5", "/metrics/probe_tensor/tensors/z", z,
+                                 3 * 4 * 64), 3 * 4 * 64);
+    const float *last = gz + 2 * 4 * 2;
+    for (int row = 0; row < 4; row++) {
+        double v = (row - 1.5) / 2.0;
+        assert_true(z[2 * 4 * 64 + row * 64 + 63] == (float)v);
+        for (int o = 0; o < 2; o++) {
+            double want = b[o];
+            for (int j = 0; j < 64; j++)
+                want += (double)w[o * 64 + j] * v;
+            assert_float_equal(last[row * 2 + o], want, 1e-5);
+        }
+    }
+    char text[64];
+    read_string_attr("tensors.h5", "/metrics/probe_tensor", "origin", text, sizeof text);
+    assert_string_equal(text, "probe");
+    assert_true(read_double_attr("tensors.h5", "/metrics/probe_tensor", "scale") == 2.5);
+    /* Only tensor outputs: no scalar table. */
+    hid_t f = H5Fopen("tensors.h5", H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(H5Lexists(f, "/metrics/probe_tensor/step", H5P_DEFAULT) == 0);
+    H5Fclose(f);
+
+    char msg[512];
+    const struct {
+        const char *fault;
+        int code;
+        const char *msg;
+    } faults[] = {
+        {"no_emit", AGON_EPLUGIN, "metric 'probe_tensor' did not emit its tensor 'z' at step 2"},
+        {"undeclared", AGON_EPLUGIN,
+         "metric 'probe_tensor' at step 2: metric 'probe_tensor' emitted tensor 'extra', which "
+         "it did not declare"},
+        {"clash", AGON_EPLUGIN,
+         "metric 'probe_tensor' declared attribute 'fault', which is also one of its settings; "
+         "this is a bug in the metric plugin"},
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof yaml,
+                 "dataset: {plugin: gaussian_mixture}\n"
+                 "generator: {plugin: mlp}\n"
+                 "discriminator: {plugin: mlp}\n"
+                 "loss: {plugin: minimax}\n"
+                 "train: {steps: 3}\n"
+                 "metrics: [{plugin: probe_tensor, every: 2, fault: %s}]\n",
+                 faults[i].fault);
+        assert_int_equal(run_text(reg, yaml, "fault.h5", msg, sizeof msg), faults[i].code);
+        assert_string_equal(msg, faults[i].msg);
+    }
+    agon_registry_destroy(reg);
+}
+
+/* Sampling in training mode (snapshots, metrics) updates batch norm's
+ * running statistics as a side effect of the forward pass; agon puts G's
+ * back, so logging more or less leaves every logged value of training
+ * unchanged, running statistics included. */
+static void test_sampling_leaves_running_stats(void **st)
+{
+    (void)st;
+    agon_registry *reg = registry();
+    char msg[512];
+    const char dcgan[] = "seed: 5\n"
+                         "dataset: {plugin: fashion_mnist, limit: 512}\n"
+                         "generator: {plugin: dcgan, base_width: 8}\n"
+                         "discriminator: {plugin: dcgan, base_width: 8}\n"
+                         "loss: {plugin: nonsaturating}\n"
+                         "train: {steps: 4, batch_size: 32, latent_dim: 16}\n"
+                         "log: {samples_every: %d, n_samples: 16, sample_mode: train}\n"
+                         "metrics: [%s]\n";
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, dcgan, 0, "");
+    assert_int_equal(run_text(reg, yaml, "bn_quiet.h5", msg, sizeof msg), 0);
+    snprintf(yaml, sizeof yaml, dcgan, 1, "{plugin: probe_tensor, every: 1}");
+    assert_int_equal(run_text(reg, yaml, "bn_logged.h5", msg, sizeof msg), 0);
+    assert_same_dataset("bn_quiet.h5", "bn_logged.h5", "/scalars/loss_g");
+    assert_same_dataset("bn_quiet.h5", "bn_logged.h5", "/final/generator/1.running_mean");
+    assert_same_dataset("bn_quiet.h5", "bn_logged.h5", "/final/generator/1.running_var");
+    agon_registry_destroy(reg);
+}
+
 int main(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -621,6 +750,8 @@ int main(void)
         cmocka_unit_test(test_conditional_follows_labels),
         cmocka_unit_test(test_conditional_needs_labels),
         cmocka_unit_test(test_threads_same_bits),
+        cmocka_unit_test(test_metric_tensors),
+        cmocka_unit_test(test_sampling_leaves_running_stats),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
 }

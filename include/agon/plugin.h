@@ -42,8 +42,9 @@ extern "C" {
 #endif
 
 /* The ABI major version: a plugin is loaded only when its abi_version
- * equals this.  Bumped on any incompatible change of this header. */
-#define AGON_ABI_VERSION 1
+ * equals this.  Bumped on any incompatible change of this header
+ * (2: agon_metric_vtable.declare, agon_dataset_info.split). */
+#define AGON_ABI_VERSION 2
 
 #define AGON_PLUGIN_ENTRY agon_plugin_entry
 #define AGON_PLUGIN_ENTRY_NAME "agon_plugin_entry"
@@ -113,6 +114,9 @@ typedef struct agon_dataset_info {
     const float *bounds_lo, *bounds_hi;   /* [numel(sample_shape)] */
     /* Exact density p_data(x) at one sample, or NULL when unknown. */
     double (*density)(const void *state, const float *x);
+    /* Which part of the data this is ("train", "test"), or NULL; metrics
+     * record it as provenance of their real samples. */
+    const char *split;
 } agon_dataset_info;
 
 typedef struct agon_dataset_vtable {
@@ -166,6 +170,40 @@ AGON_API int64_t agon_metric_step(const agon_metric_ctx *ctx);
 /* Records output `name` (one of the declared outputs). */
 AGON_API int agon_metric_emit(agon_metric_ctx *ctx, const char *name, double value,
                               agon_error *err);
+/* Records the tensor output `name` (declared with agon_metric_declare_tensor):
+ * numel(shape) floats are copied from data. */
+AGON_API int agon_metric_emit_tensor(agon_metric_ctx *ctx, const char *name,
+                                     const float *data, agon_error *err);
+/* p_data(x) at one sample x when the dataset knows its density
+ * (agon_dataset_info.density), NAN otherwise. */
+AGON_API double agon_metric_data_density(const agon_metric_ctx *ctx, const float *x);
+/* Width of G's latent input z, without a conditional run's one-hot label. */
+AGON_API int64_t agon_metric_latent_dim(const agon_metric_ctx *ctx);
+/* Runs G on the caller's latent vectors z[n, latent_dim] (any n) into
+ * out[n, sample_shape...], in the run's sampling mode (log.sample_mode).
+ * labels[0..n) gives each row's class in a conditional run and must then
+ * not be NULL; it is ignored otherwise. */
+AGON_API int agon_metric_generate(agon_metric_ctx *ctx, const agon_tensor *z,
+                                  const int32_t *labels, agon_tensor *out,
+                                  agon_error *err);
+
+/* Set-up of a metric's log entries, once, after create and before
+ * training.  Tensor outputs are logged as a series
+ * /metrics/<name>/tensors/<tensor> of shape [T, shape...] with its own
+ * step column; the metric must emit every declared tensor at every
+ * evaluation.  Attributes land on /metrics/<name> next to the metric's
+ * settings: its provenance (feature extractor and its hash, sample counts,
+ * bandwidths), which a value is only comparable with. */
+typedef struct agon_metric_decl agon_metric_decl;
+
+AGON_API int agon_metric_declare_tensor(agon_metric_decl *decl, const char *name,
+                                        const agon_shape *shape, agon_error *err);
+AGON_API int agon_metric_declare_attr(agon_metric_decl *decl, const char *key,
+                                      const char *value, agon_error *err);
+AGON_API int agon_metric_declare_attr_double(agon_metric_decl *decl, const char *key,
+                                             double value, agon_error *err);
+/* Width of G's latent input, as agon_metric_latent_dim. */
+AGON_API int64_t agon_metric_decl_latent_dim(const agon_metric_decl *decl);
 
 typedef struct agon_metric_vtable {
     uint32_t struct_size;   /* sizeof(agon_metric_vtable) */
@@ -175,6 +213,10 @@ typedef struct agon_metric_vtable {
                   void **state, agon_error *err);
     void (*destroy)(void *state);
     int (*evaluate)(void *state, agon_metric_ctx *ctx, agon_error *err);
+    /* Optional (may be NULL): declares tensor outputs and provenance
+     * attributes.  A metric without scalar outputs (outputs = {NULL}) must
+     * declare at least one tensor. */
+    int (*declare)(void *state, agon_metric_decl *decl, agon_error *err);
 } agon_metric_vtable;
 
 /* ---- optimizers ---------------------------------------------------------

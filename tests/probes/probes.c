@@ -6,9 +6,15 @@
  *     metric context, emitting their means, so tests can check that a
  *     metric's draws leave training untouched.
  *   dataset 'probe_clusters' and metric 'probe_labels': labelled data and
- *     the labelled metric context, for conditional runs. */
+ *     the labelled metric context, for conditional runs.
+ *   metric 'probe_tensor': declares tensor outputs and attributes and runs
+ *     G on latent vectors it chooses; `fault` makes it break the contract
+ *     (no_emit: a declared tensor is not emitted; undeclared: it emits one
+ *     it did not declare; clash: it declares an attribute that is one of its
+ *     settings). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "agon/plugin.h"
 
@@ -121,6 +127,7 @@ static const char *const probe_outputs[] = {"real_mean", "real_logit", "fake_mea
 
 static const agon_metric_vtable probe_vtable = {
     sizeof(agon_metric_vtable), probe_outputs, probe_create, probe_destroy, probe_evaluate,
+    NULL,
 };
 
 /* ---- dataset 'probe_clusters': labelled 2-D data -------------------------- *
@@ -264,7 +271,97 @@ static const agon_param_spec label_probe_params[] = {
 
 static const agon_metric_vtable label_probe_vtable = {
     sizeof(agon_metric_vtable), label_probe_outputs, label_probe_create, free,
-    label_probe_evaluate,
+    label_probe_evaluate, NULL,
+};
+
+/* ---- metric 'probe_tensor' ------------------------------------------------ *
+ * Latent rows r = 0..3 hold the value (r - 1.5) / 2 in every coordinate,
+ * so row r of "g_of_z" is G((r - 1.5)/2 * 1). */
+enum { PT_ROWS = 4 };
+
+typedef struct probe_tensor {
+    int64_t dim, latent;
+    float *z, *x;
+    const char *fault;
+} probe_tensor;
+
+static void probe_tensor_destroy(void *state)
+{
+    probe_tensor *p = state;
+    free(p->z);
+    free(p->x);
+    free(p);
+}
+
+static int probe_tensor_create(const agon_node *cfg, const agon_dataset_info *data,
+                               void **state, agon_error *err)
+{
+    probe_tensor *p = calloc(1, sizeof *p);
+    if (!p)
+        return agon_error_set(err, AGON_ENOMEM, "probe_tensor: out of memory");
+    int rc = agon_cfg_opt_string(cfg, "fault", "none", &p->fault, err);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
+    p->dim = agon_shape_numel(&data->sample_shape);
+    *state = p;
+    return 0;
+}
+
+static int probe_tensor_declare(void *state, agon_metric_decl *decl, agon_error *err)
+{
+    probe_tensor *p = state;
+    p->latent = agon_metric_decl_latent_dim(decl);
+    p->z = malloc((size_t)(PT_ROWS * p->latent) * sizeof(float));
+    p->x = malloc((size_t)(PT_ROWS * p->dim) * sizeof(float));
+    if (!p->z || !p->x)
+        return agon_error_set(err, AGON_ENOMEM, "probe_tensor: out of memory");
+    for (int64_t r = 0; r < PT_ROWS; r++) {
+        for (int64_t j = 0; j < p->latent; j++)
+            p->z[r * p->latent + j] = ((float)r - 1.5f) / 2.0f;
+    }
+    int64_t gdims[2] = {PT_ROWS, p->dim}, zdims[2] = {PT_ROWS, p->latent};
+    agon_shape gs = agon_shape_make(2, gdims), zs = agon_shape_make(2, zdims);
+    int rc = agon_metric_declare_tensor(decl, "g_of_z", &gs, err);
+    if (rc == 0)
+        rc = agon_metric_declare_tensor(decl, "z", &zs, err);
+    if (rc == 0)
+        rc = agon_metric_declare_attr(decl, "origin", "probe", err);
+    if (rc == 0)
+        rc = agon_metric_declare_attr_double(decl, "scale", 2.5, err);
+    if (rc == 0 && strcmp(p->fault, "clash") == 0)
+        rc = agon_metric_declare_attr(decl, "fault", "x", err);
+    return rc;
+}
+
+static int probe_tensor_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    probe_tensor *p = state;
+    int64_t zdims[2] = {PT_ROWS, p->latent}, xdims[2] = {PT_ROWS, p->dim};
+    agon_tensor z = {.data = p->z, .shape = agon_shape_make(2, zdims)};
+    agon_tensor x = {.data = p->x, .shape = agon_shape_make(2, xdims)};
+    int rc = agon_metric_generate(ctx, &z, NULL, &x, err);
+    if (rc == 0)
+        rc = agon_metric_emit_tensor(ctx, "g_of_z", p->x, err);
+    if (rc == 0 && strcmp(p->fault, "no_emit") != 0)
+        rc = agon_metric_emit_tensor(ctx, "z", p->z, err);
+    if (rc == 0 && strcmp(p->fault, "undeclared") == 0)
+        rc = agon_metric_emit_tensor(ctx, "extra", p->z, err);
+    return rc;
+}
+
+static const char *const probe_tensor_outputs[] = {NULL};
+
+static const agon_metric_vtable probe_tensor_vtable = {
+    sizeof(agon_metric_vtable), probe_tensor_outputs, probe_tensor_create,
+    probe_tensor_destroy, probe_tensor_evaluate, probe_tensor_declare,
+};
+
+static const agon_param_spec probe_tensor_params[] = {
+    {"fault", AGON_PARAM_CHOICE, "none", AGON_NO_RANGE, "none|no_emit|undeclared|clash",
+     "how to break the metric contract"},
+    AGON_PARAM_END,
 };
 
 AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
@@ -274,4 +371,6 @@ AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_DATASET("probe_clusters", "labelled 2-D blobs", clusters_params,
                          &clusters_vtable),
             AGON_METRIC("probe_labels", "labelled draws through the metric context",
-                         label_probe_params, &label_probe_vtable))
+                         label_probe_params, &label_probe_vtable),
+            AGON_METRIC("probe_tensor", "tensor outputs and G on chosen latents",
+                        probe_tensor_params, &probe_tensor_vtable))
