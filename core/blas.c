@@ -286,3 +286,115 @@ const char *agon_blas_describe(void)
     pthread_once(&describe_once, describe_init);
     return describe_buf;
 }
+
+/* ---- symmetric eigen-decomposition (LAPACK dsyevr) -------------------------
+ * dsyevr (relatively robust representations) is the fastest of LAPACK's
+ * symmetric drivers when all eigenpairs are wanted, and accurate for the
+ * covariance matrices the metrics feed it.  OpenBLAS exports the Fortran
+ * symbol; there is no LAPACKE here, so it is called directly: every
+ * argument by reference, and gfortran's hidden lengths of the three
+ * character arguments at the end. */
+#include <float.h>
+#include <math.h>
+
+#include "agon/stats.h"
+
+void dsyevr_(const char *jobz, const char *range, const char *uplo, const blasint *n, double *a,
+             const blasint *lda, const double *vl, const double *vu, const blasint *il,
+             const blasint *iu, const double *abstol, blasint *m, double *w, double *z,
+             const blasint *ldz, blasint *isuppz, double *work, const blasint *lwork,
+             blasint *iwork, const blasint *liwork, blasint *info, size_t jobz_len,
+             size_t range_len, size_t uplo_len);
+
+int agon_sym_eigen(int64_t n, const double *a, double *w, double *vectors, agon_error *err)
+{
+    assert(n >= 0 && (n == 0 || (a && w)));
+    if (n == 0)
+        return 0;
+    if (n > INT_MAX || (uint64_t)n > SIZE_MAX / sizeof(double) / (uint64_t)n)
+        return agon_error_set(err, AGON_ENOMEM,
+                              "symmetric eigen-decomposition: a %lld x %lld matrix is too large "
+                              "for LAPACK; reduce the dimension",
+                              (long long)n, (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t j = 0; j <= i; j++) {
+            if (!isfinite(a[i * n + j]))
+                return agon_error_set(err, AGON_EDATA,
+                                      "symmetric eigen-decomposition: a[%lld, %lld] = %g is not "
+                                      "finite; pass a matrix of finite values",
+                                      (long long)i, (long long)j, a[i * n + j]);
+        }
+    }
+
+    size_t nn = (size_t)n * (size_t)n;
+    double *acopy = malloc(nn * sizeof *acopy);
+    double *z = vectors ? malloc(nn * sizeof *z) : NULL;
+    blasint *isuppz = malloc(2 * (size_t)n * sizeof *isuppz);
+    double *work = NULL;
+    blasint *iwork = NULL;
+    int rc = 0;
+    if (!acopy || (vectors && !z) || !isuppz) {
+        rc = agon_error_set(err, AGON_ENOMEM,
+                            "symmetric eigen-decomposition: out of memory for a %lld x %lld "
+                            "matrix; reduce the dimension",
+                            (long long)n, (long long)n);
+        goto done;
+    }
+    /* Row-major lower triangle = column-major upper triangle. */
+    memcpy(acopy, a, nn * sizeof *acopy);
+
+    const char jobz = vectors ? 'V' : 'N', range = 'A', uplo = 'U';
+    const blasint bn = (blasint)n, ldz = vectors ? (blasint)n : 1, zero = 0;
+    const double vzero = 0.0;
+    /* The safe minimum asks for the highest accuracy dsyevr can give. */
+    const double abstol = DBL_MIN;
+    blasint found = 0, info = 0, query = -1, liwork, lwork;
+    double work_size = 0.0;
+    blasint iwork_size = 0;
+    double zdummy = 0.0;
+    dsyevr_(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
+            w, z ? z : &zdummy, &ldz, isuppz, &work_size, &query, &iwork_size, &query, &info, 1,
+            1, 1);
+    if (info != 0) {
+        rc = agon_error_set(err, AGON_ENUMERIC,
+                            "symmetric eigen-decomposition: LAPACK dsyevr workspace query failed "
+                            "(info %d) for n = %lld; this is a bug in agon, please report it",
+                            (int)info, (long long)n);
+        goto done;
+    }
+    lwork = (blasint)work_size;
+    liwork = iwork_size;
+    work = malloc((size_t)lwork * sizeof *work);
+    iwork = malloc((size_t)liwork * sizeof *iwork);
+    if (!work || !iwork) {
+        rc = agon_error_set(err, AGON_ENOMEM,
+                            "symmetric eigen-decomposition: out of memory for LAPACK's workspace "
+                            "(n = %lld); reduce the dimension",
+                            (long long)n);
+        goto done;
+    }
+    dsyevr_(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
+            w, z ? z : &zdummy, &ldz, isuppz, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
+    if (info != 0 || found != bn) {
+        rc = agon_error_set(err, AGON_ENUMERIC,
+                            "symmetric eigen-decomposition: LAPACK dsyevr failed (info %d, %d of "
+                            "%lld eigenvalues found); check the matrix for extreme values",
+                            (int)info, (int)found, (long long)n);
+        goto done;
+    }
+    if (vectors) {
+        /* z is column-major: z[j*n + i] is component i of eigenvector j. */
+        for (int64_t i = 0; i < n; i++) {
+            for (int64_t j = 0; j < n; j++)
+                vectors[i * n + j] = z[j * n + i];
+        }
+    }
+
+done:
+    free(iwork);
+    free(work);
+    free(isuppz);
+    free(z);
+    free(acopy);
+    return rc;
+}
