@@ -26,4 +26,18 @@ int agon_cli_plugins(int argc, char **argv, agon_registry *reg);
  * written). */
 int agon_cli_export(int argc, char **argv);
 
+/* `agon classifier train FILE.yaml [-o OUT.h5] [--set K=V]... [--force]
+ * [--plugin-path DIR]...` and `agon classifier show CLS.h5`: argv[0] is
+ * "classifier".  train prints one line per epoch and a final line with the
+ * test accuracy and the output path; show prints the file's network,
+ * classes, test accuracy, SHA-256 and training configuration (see
+ * docs/classifier.md).  Returns 0 or a negative agon status (AGON_EUSAGE
+ * for a bad command line). */
+int agon_cli_classifier(int argc, char **argv);
+
+/* Prints text (lines ended by '\n', the last one maybe not) to stdout,
+ * each non-empty line indented by two spaces: a stored config under a
+ * "config:" heading (show and classifier show). */
+void agon__cli_print_indented(const char *text);
+
 #endif /* AGON_CLI_H */

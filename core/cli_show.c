@@ -303,6 +303,20 @@ static void show_metrics(hid_t file)
     H5Gclose(g);
 }
 
+void agon__cli_print_indented(const char *text)
+{
+    const char *line = text;
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        if (len > 0)
+            printf("  %.*s\n", len, line);
+        else
+            printf("\n");
+        line += len + (nl ? 1 : 0);
+    }
+}
+
 static void show_config(hid_t file)
 {
     if (H5Lexists(file, "config", H5P_DEFAULT) <= 0)
@@ -329,16 +343,7 @@ static void show_config(hid_t file)
     if (!text)
         return;
     printf("config:\n");
-    const char *line = text;
-    while (*line) {
-        const char *nl = strchr(line, '\n');
-        int len = nl ? (int)(nl - line) : (int)strlen(line);
-        if (len > 0)
-            printf("  %.*s\n", len, line);
-        else
-            printf("\n");
-        line += len + (nl ? 1 : 0);
-    }
+    agon__cli_print_indented(text);
     free(text);
 }
 

@@ -87,38 +87,41 @@ static const section_def sections[] = {
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
+/* In the order the "known keys" message lists them. */
 static const char *const root_keys[] = {
     "seed", "description", "dataset", "generator", "discriminator", "loss",
     "g_optimizer", "d_optimizer", "train", "log", "metrics", NULL,
 };
 
-static void check_root_keys(const agon_node *root, agon_diag *diag)
+void agon__check_root_keys(const agon_node *root, const char *const *known, agon_diag *diag)
 {
     for (size_t i = 0; i < agon_node_len(root); i++) {
         const char *key = agon_node_key_at(root, i);
-        bool known = false;
-        for (size_t k = 0; root_keys[k]; k++)
-            known = known || strcmp(key, root_keys[k]) == 0;
-        if (known)
+        bool found = false;
+        for (size_t k = 0; known[k]; k++)
+            found = found || strcmp(key, known[k]) == 0;
+        if (found)
             continue;
         const agon_node *value = agon_node_at(root, i);
-        const char *close = agon_suggest(key, root_keys);
+        const char *close = agon_suggest(key, known);
         if (close) {
             agon_node_diag(diag, AGON_ECONFIG, value,
                            "unknown top-level key; did you mean '%s'?", close);
         } else {
-            agon_node_diag(diag, AGON_ECONFIG, value,
-                           "unknown top-level key; known keys: seed, description, "
-                           "dataset, generator, discriminator, loss, g_optimizer, "
-                           "d_optimizer, train, log, metrics");
+            char list[512];
+            size_t used = 0;
+            list[0] = '\0';
+            for (size_t k = 0; known[k] && used < sizeof list; k++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+                                         k ? ", " : "", known[k]);
+            agon_node_diag(diag, AGON_ECONFIG, value, "unknown top-level key; known keys: %s",
+                           list);
         }
     }
 }
 
-/* The root schema covers only the scalar keys; every other key present is
- * a host key for agon_schema_apply (sections, and unknown keys already
- * reported by check_root_keys). */
-static void apply_root_schema(agon_config *cfg, const agon_node *root, agon_diag *diag)
+void agon__apply_root_schema(agon_config *cfg, const agon_node *root,
+                             const agon_param_spec *schema, const char *what, agon_diag *diag)
 {
     size_t n = agon_node_len(root);
     const char **host_keys = calloc(n + 1, sizeof *host_keys);
@@ -129,15 +132,18 @@ static void apply_root_schema(agon_config *cfg, const agon_node *root, agon_diag
     size_t h = 0;
     for (size_t i = 0; i < n; i++) {
         const char *key = agon_node_key_at(root, i);
-        if (strcmp(key, "seed") != 0 && strcmp(key, "description") != 0)
+        bool scalar = false;
+        for (size_t k = 0; schema[k].name; k++)
+            scalar = scalar || strcmp(key, schema[k].name) == 0;
+        if (!scalar)
             host_keys[h++] = key;
     }
-    agon_schema_apply(cfg, root, root_schema, host_keys, "the experiment", diag);
+    agon_schema_apply(cfg, root, schema, host_keys, what, diag);
     free(host_keys);
 }
 
-static const agon_node *host_section(agon_config *cfg, const char *key,
-                                     const agon_param_spec *schema, agon_diag *diag)
+const agon_node *agon__host_section(agon_config *cfg, const char *key,
+                                    const agon_param_spec *schema, agon_diag *diag)
 {
     agon_error err = {0};
     const agon_node *node = agon_config_ensure_map(cfg, key, &err);
@@ -145,8 +151,7 @@ static const agon_node *host_section(agon_config *cfg, const char *key,
         agon_diag_add_error(diag, &err);
         return NULL;
     }
-    agon_schema_apply(cfg, node, schema, NULL, key, diag);
-    return node;
+    return agon_schema_apply(cfg, node, schema, NULL, key, diag) == 0 ? node : NULL;
 }
 
 /* Lists the registered names of a kind, for "available: ..." messages. */
@@ -170,14 +175,12 @@ static void list_names(const agon_registry *reg, agon_kind kind, char *buf, size
         snprintf(buf, cap, "none found; check the plugin search path (agon plugins)");
 }
 
-/* Resolves the `plugin:` of a section and validates the section against
- * that component's schema.  Returns false when the section is unusable. */
-static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_kind kind,
-                           const char *const *host_keys, agon__choice *out,
-                           agon_diag *diag)
+bool agon__resolve_choice(agon_registry *reg, agon_config *cfg, const agon_node *section,
+                          agon_kind kind, const char *const *host_keys, agon__choice *out,
+                          agon_diag *diag)
 {
+    memset(out, 0, sizeof *out);
     out->section = section;
-    out->component = NULL;
     if (agon_node_kind_of(section) != AGON_NODE_MAP) {
         agon_node_diag(diag, AGON_ECONFIG, section,
                        "expected a map with a 'plugin' key naming the %s to use",
@@ -195,15 +198,15 @@ static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_
         return false;
     }
     const char *name = agon_node_scalar(plugin);
-    out->component = agon_registry_find(exp->reg, kind, name, &out->owner);
+    out->component = agon_registry_find(reg, kind, name, &out->owner);
     if (!out->component) {
-        const char *close = agon_registry_suggest(exp->reg, kind, name);
+        const char *close = agon_registry_suggest(reg, kind, name);
         if (close) {
             agon_node_diag(diag, AGON_ECONFIG, plugin, "unknown %s '%s'; did you mean '%s'?",
                            agon_kind_name(kind), name, close);
         } else {
             char names[512];
-            list_names(exp->reg, kind, names, sizeof names);
+            list_names(reg, kind, names, sizeof names);
             agon_node_diag(diag, AGON_ECONFIG, plugin, "unknown %s '%s'; available: %s",
                            agon_kind_name(kind), name, names);
         }
@@ -213,7 +216,11 @@ static bool resolve_choice(agon_experiment *exp, const agon_node *section, agon_
     snprintf(what, sizeof what, "%s '%s'", agon_kind_name(kind), name);
     static const agon_param_spec no_params[] = {AGON_PARAM_END};
     const agon_param_spec *schema = out->component->params ? out->component->params : no_params;
-    return agon_schema_apply(exp->cfg, section, schema, host_keys, what, diag) == 0;
+    if (agon_schema_apply(cfg, section, schema, host_keys, what, diag) != 0) {
+        out->component = NULL;
+        return false;
+    }
+    return true;
 }
 
 static void resolve_sections(agon_experiment *exp, agon_diag *diag)
@@ -245,7 +252,7 @@ static void resolve_sections(agon_experiment *exp, agon_diag *diag)
                            def->key, agon_kind_name(def->kind));
             continue;
         }
-        resolve_choice(exp, section, def->kind, plugin_key, choice, diag);
+        agon__resolve_choice(exp->reg, exp->cfg, section, def->kind, plugin_key, choice, diag);
     }
 }
 
@@ -269,8 +276,8 @@ static void resolve_metrics(agon_experiment *exp, agon_diag *diag)
     for (size_t i = 0; i < n; i++) {
         const agon_node *section = agon_node_at(list, i);
         agon__metric_choice *m = &exp->metrics[exp->n_metrics];
-        if (!resolve_choice(exp, section, AGON_KIND_METRIC, metric_host_keys, &m->choice,
-                            diag))
+        if (!agon__resolve_choice(exp->reg, exp->cfg, section, AGON_KIND_METRIC,
+                                  metric_host_keys, &m->choice, diag))
             continue;
         agon_error err = {0};
         if (!agon_node_get(section, "every")) {
@@ -373,7 +380,7 @@ static void read_settings(agon_experiment *exp, const agon_node *train, const ag
     l->sample_training_mode = strcmp(s, "eval") != 0;
 }
 
-static char *stem_of(const char *path)
+char *agon__stem_of(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -383,6 +390,24 @@ static char *stem_of(const char *path)
     else if (n > 4 && strcmp(base + n - 4, ".yml") == 0)
         n -= 4;
     return strndup(base, n);
+}
+
+agon_config *agon__config_load_overridden(const char *path, const char *const *sets,
+                                          size_t n_sets, agon_diag *diag)
+{
+    agon_config *cfg = agon_config_load(path, diag);
+    if (!cfg)
+        return NULL;
+    for (size_t i = 0; i < n_sets; i++) {
+        agon_error err = {0};
+        if (agon_config_set(cfg, sets[i], (int)i + 1, &err) != 0)
+            agon_diag_add_error(diag, &err);
+    }
+    if (diag->count) {
+        agon_config_destroy(cfg);
+        return NULL;
+    }
+    return cfg;
 }
 
 agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
@@ -395,23 +420,16 @@ agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
         return NULL;
     }
     exp->reg = reg;
-    exp->stem = stem_of(path);
-    exp->cfg = agon_config_load(path, diag);
+    exp->stem = agon__stem_of(path);
+    exp->cfg = agon__config_load_overridden(path, sets, n_sets, diag);
     if (!exp->cfg || !exp->stem)
-        goto fail;
-    for (size_t i = 0; i < n_sets; i++) {
-        agon_error err = {0};
-        if (agon_config_set(exp->cfg, sets[i], (int)i + 1, &err) != 0)
-            agon_diag_add_error(diag, &err);
-    }
-    if (diag->count)
         goto fail;
 
     const agon_node *root = agon_config_root(exp->cfg);
-    check_root_keys(root, diag);
-    apply_root_schema(exp->cfg, root, diag);
-    const agon_node *train = host_section(exp->cfg, "train", train_schema, diag);
-    const agon_node *log = host_section(exp->cfg, "log", log_schema, diag);
+    agon__check_root_keys(root, root_keys, diag);
+    agon__apply_root_schema(exp->cfg, root, root_schema, "the experiment", diag);
+    const agon_node *train = agon__host_section(exp->cfg, "train", train_schema, diag);
+    const agon_node *log = agon__host_section(exp->cfg, "log", log_schema, diag);
     resolve_sections(exp, diag);
     resolve_metrics(exp, diag);
     if (diag->count || !train || !log)

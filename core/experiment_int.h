@@ -1,5 +1,6 @@
 /* Private: the resolved experiment shared by experiment.c (loading and
- * validation) and train.c (the game). */
+ * validation) and train.c (the game), and the config resolution that
+ * classifier.c's training file shares with experiment files. */
 #ifndef AGON_EXPERIMENT_INT_H
 #define AGON_EXPERIMENT_INT_H
 
@@ -51,5 +52,38 @@ struct agon_experiment {
     agon__train_settings train;
     agon__log_settings log;
 };
+
+/* The file name of `path` without its .yaml or .yml (malloc'ed; NULL when
+ * out of memory). */
+char *agon__stem_of(const char *path);
+
+/* Loads the YAML file `path` and applies the --set overrides (numbered from
+ * 1 in messages); NULL when the file or any override fails (reported). */
+agon_config *agon__config_load_overridden(const char *path, const char *const *sets,
+                                          size_t n_sets, agon_diag *diag);
+
+/* Reports each key of the root map that is not in `known` (NULL-ended),
+ * with the closest known key or else the list of them all. */
+void agon__check_root_keys(const agon_node *root, const char *const *known, agon_diag *diag);
+
+/* Validates the root against `schema`, which covers the root's scalar
+ * keys; every other key present is a host key (sections, and unknown keys
+ * agon__check_root_keys reported).  `what` names the file in messages
+ * ("the experiment"). */
+void agon__apply_root_schema(agon_config *cfg, const agon_node *root,
+                             const agon_param_spec *schema, const char *what, agon_diag *diag);
+
+/* The root's map `key` (created when missing, so defaults are recorded),
+ * validated against `schema`; NULL when it is unusable (reported). */
+const agon_node *agon__host_section(agon_config *cfg, const char *key,
+                                    const agon_param_spec *schema, agon_diag *diag);
+
+/* Resolves the `plugin:` of a section to a component of `kind` in `reg`
+ * and validates the section against that component's schema, the keys in
+ * `host_keys` (NULL-ended) excepted.  Returns false, with out->component
+ * NULL, when the section is unusable (reported). */
+bool agon__resolve_choice(agon_registry *reg, agon_config *cfg, const agon_node *section,
+                          agon_kind kind, const char *const *host_keys, agon__choice *out,
+                          agon_diag *diag);
 
 #endif /* AGON_EXPERIMENT_INT_H */

@@ -1,4 +1,5 @@
-/* The agon command: dispatch to run, validate, plugins, show, export. */
+/* The agon command: dispatch to run, validate, plugins, show, export,
+ * classifier. */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +30,13 @@ static const char usage_text[] =
     "                 draw the logged generator samples, one PNG per step:\n"
     "                 an image grid, or a scatter plot for 2-D samples\n"
     "                 (agon export --help for details)\n"
+    "  classifier train FILE.yaml [-o OUT.h5] [--set KEY.PATH=VALUE]... [--overwrite]\n"
+    "                 train the domain classifier the image metrics use and write it\n"
+    "                 to OUT.h5 (default: the file's output key; an existing file is\n"
+    "                 replaced only with --overwrite)\n"
+    "  classifier show CLS.h5\n"
+    "                 describe a classifier file: network, classes, test accuracy,\n"
+    "                 sha256, training configuration\n"
     "\n"
     "options for every command:\n"
     "  --plugin-path DIR   search DIR for plugins first (repeatable); then\n"
@@ -49,12 +57,17 @@ static void print_exit_codes(FILE *out)
     };
     const size_t n = sizeof rows / sizeof rows[0];
     fprintf(out, "\nexit codes:\n");
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i; j++)
-            seen = seen || rows[j].exit_code == rows[i].exit_code;
-        if (seen)
-            continue;
+    /* In increasing order of exit code (the map is in order of status). */
+    int last = -1;
+    for (;;) {
+        size_t i = n;
+        for (size_t j = 0; j < n; j++) {
+            if (rows[j].exit_code > last && (i == n || rows[j].exit_code < rows[i].exit_code))
+                i = j;
+        }
+        if (i == n)
+            break;
+        last = rows[i].exit_code;
         fprintf(out, "  %3d  %s", rows[i].exit_code, rows[i].text);
         for (size_t j = i + 1; j < n; j++) {
             if (rows[j].exit_code == rows[i].exit_code)
@@ -102,27 +115,30 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
     } while (0)
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             a->help = 1;
-        } else if (strcmp(arg, "--plugin-path") == 0) {
-            TAKE_VALUE();
+        } else if (strcmp(arg, "--plugin-path") == 0 || strncmp(arg, "--plugin-path=", 14) == 0) {
+            if (arg[13] == '=')
+                value = arg + 14;
+            else
+                TAKE_VALUE();
             if (!value[0])
-                return usage_error("%s needs a directory, not an empty string", arg);
+                return usage_error("%s needs a directory, not an empty string", "--plugin-path");
             if (a->n_plugin_dirs == sizeof a->plugin_dirs / sizeof a->plugin_dirs[0])
-                return usage_error("too many %s options", arg);
+                return usage_error("too many %s options", "--plugin-path");
             a->plugin_dirs[a->n_plugin_dirs++] = value;
-        } else if (strncmp(arg, "--plugin-path=", 14) == 0) {
-            a->plugin_dirs[a->n_plugin_dirs++] = arg + 14;
-        } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "-s") == 0) {
-            TAKE_VALUE();
+        } else if (strcmp(arg, "--set") == 0 || strcmp(arg, "-s") == 0 ||
+                   strncmp(arg, "--set=", 6) == 0) {
+            if (arg[1] == '-' && arg[5] == '=')
+                value = arg + 6;
+            else
+                TAKE_VALUE();
             const char *eq = strchr(value, '=');
             if (eq && eq[1] == '\0')
                 return usage_error("--set %s needs a value after '='; to use the default, leave "
                                    "the --set out",
                                    value);
             if (a->n_sets == sizeof a->sets / sizeof a->sets[0])
-                return usage_error("too many %s options", arg);
+                return usage_error("too many %s options", arg[1] == 's' ? "-s" : "--set");
             a->sets[a->n_sets++] = value;
-        } else if (strncmp(arg, "--set=", 6) == 0) {
-            a->sets[a->n_sets++] = arg + 6;
         } else if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) {
             TAKE_VALUE();
             if (!value[0])
@@ -303,13 +319,14 @@ static int finish_stdout(int code)
     return code;
 }
 
-static const char *const commands[] = {"run", "validate", "plugins", "show", "export", NULL};
+static const char *const commands[] = {"run",    "validate",   "plugins", "show",
+                                        "export", "classifier", NULL};
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "agon: missing command (run, validate, plugins, show or export); "
-                        "see agon --help\n");
+        fprintf(stderr, "agon: missing command (run, validate, plugins, show, export or "
+                        "classifier); see agon --help\n");
         return agon_status_exit_code(AGON_EUSAGE);
     }
     const char *cmd = argv[1];
@@ -326,6 +343,8 @@ int main(int argc, char **argv)
         return finish_stdout(agon_status_exit_code(agon_cli_show(argc - 1, argv + 1)));
     if (strcmp(cmd, "export") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_export(argc - 1, argv + 1)));
+    if (strcmp(cmd, "classifier") == 0)
+        return finish_stdout(agon_status_exit_code(agon_cli_classifier(argc - 1, argv + 1)));
 
     cli_args a;
     memset(&a, 0, sizeof a);

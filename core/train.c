@@ -30,6 +30,7 @@
 #include "agon/loss.h"
 #include "agon/run.h"
 #include "experiment_int.h"
+#include "output_int.h"
 #include "train_int.h"
 
 /* ---- components ----------------------------------------------------------- */
@@ -1284,34 +1285,6 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
     p->last_step_printed = step;
 }
 
-/* Whether `path` may become this run's log: a missing path may; an
- * existing one only with `overwrite`, and only when it is an HDF5 file (a
- * run log), never a text file or anything that is not a regular file.
- * No side effects, so it can run before anything is built. */
-static int check_output(const char *path, bool overwrite, bool *exists, agon_error *err)
-{
-    struct stat st;
-    *exists = lstat(path, &st) == 0;
-    if (!*exists)
-        return 0;
-    if (!S_ISREG(st.st_mode))
-        return agon_error_set(err, AGON_EIO,
-                              "%s: exists and is not a regular file; choose another output "
-                              "path (-o)",
-                              path);
-    if (!overwrite)
-        return agon_error_set(err, AGON_EIO,
-                              "%s: already exists; choose another output path (-o) or pass "
-                              "--overwrite to replace it",
-                              path);
-    if (!agon_log_file_is_hdf5(path))
-        return agon_error_set(err, AGON_EIO,
-                              "%s: is not an HDF5 run log, so --overwrite will not replace it; "
-                              "choose another output path (-o)",
-                              path);
-    return 0;
-}
-
 /* Makes `path` this run's, checking again since the first check.  An old
  * log is removed rather than truncated, so a run still writing it keeps
  * its own inode.  O_EXCL makes the claim atomic: of two runs started on one
@@ -1319,7 +1292,7 @@ static int check_output(const char *path, bool overwrite, bool *exists, agon_err
 static int claim_output(const char *path, bool overwrite, agon_error *err)
 {
     bool exists;
-    int rc = check_output(path, overwrite, &exists, err);
+    int rc = agon__check_output(path, overwrite, "HDF5 run log", &exists, err);
     if (rc != 0)
         return rc;
     if (exists && unlink(path) != 0)
@@ -1374,7 +1347,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     /* Checked before anything is built, so a mistake costs nothing; the
      * path is claimed (claim_output) only once the run can start. */
     bool exists;
-    int out_rc = check_output(path, opts->overwrite, &exists, err);
+    int out_rc = agon__check_output(path, opts->overwrite, "HDF5 run log", &exists, err);
     if (out_rc != 0)
         return out_rc;
     agon_run_result local;

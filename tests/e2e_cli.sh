@@ -228,6 +228,16 @@ contains "help after a command prints usage" out.txt "usage: agon COMMAND"
 expect "empty -o" 2 "agon: -o needs a file name, not an empty string (see agon --help)" -- "$AGON" run minimal.yaml -o ''
 expect "empty --set value" 2 "agon: --set train.steps= needs a value after '='; to use the default, leave the --set out (see agon --help)" -- \
   "$AGON" validate minimal.yaml --set train.steps=
+expect "empty --set= value" 2 "agon: --set train.steps= needs a value after '='; to use the default, leave the --set out (see agon --help)" -- \
+  "$AGON" validate minimal.yaml --set=train.steps=
+many_sets=()
+for _ in $(seq 1025); do many_sets+=("--set=seed=1"); done
+expect "more --set= options than agon keeps" 2 "agon: too many --set options (see agon --help)" -- \
+  "$AGON" validate minimal.yaml "${many_sets[@]}"
+many_dirs=()
+for _ in $(seq 65); do many_dirs+=("--plugin-path=."); done
+expect "more --plugin-path= options than agon keeps" 2 "agon: too many --plugin-path options (see agon --help)" -- \
+  "$AGON" validate minimal.yaml "${many_dirs[@]}"
 expect "settings without a plugin use the default optimizer" 0 "" -- "$AGON" validate minimal.yaml --set g_optimizer.lr=1e-4
 if "$PY" - out.txt <<'EOF'
 import sys

@@ -292,6 +292,8 @@ static void test_parse_and_scale(void **state)
     assert_null(f.info.bounds_lo);
     assert_null(f.info.bounds_hi);
     assert_null(f.info.density);
+    assert_non_null(f.info.split);
+    assert_string_equal(f.info.split, "train");
 
     agon_rng rng;
     agon_rng_seed(&rng, 1, "data");
@@ -413,6 +415,7 @@ static void test_split(void **state)
     int32_t labels[6];
     assert_int_equal(fm_open_dir(&f, dir, "  split: test\n"), 0);
     assert_int_equal(f.info.size, 4);
+    assert_string_equal(f.info.split, "test");
     epoch_images(&f, 4, which, labels);
     bool seen[4] = {false};
     for (int k = 0; k < 4; k++) {
@@ -424,6 +427,7 @@ static void test_split(void **state)
 
     assert_int_equal(fm_open_dir(&f, dir, "  split: train\n"), 0);
     assert_int_equal(f.info.size, 6);
+    assert_string_equal(f.info.split, "train");
     fm_close(&f);
 }
 
@@ -645,6 +649,119 @@ static void test_next_batch_does_not_allocate(void **state)
     fm_close(&f);
 }
 
+/* Stacked samples: channel c of sample i is image 3i + c of the reference
+ * epoch order (the draws run across epoch ends), the label is
+ * 100*l0 + 10*l1 + l2, and the rng advances exactly as for 3n images. */
+static void check_stacked(fm_fixture *f, const uint8_t *image_labels, int64_t n_written,
+                          uint64_t seed, int64_t n, int64_t batch)
+{
+    int64_t *want = malloc((size_t)(3 * n) * sizeof *want);
+    assert_non_null(want);
+    agon_rng rng, ref;
+    agon_rng_seed(&rng, seed, "data");
+    ref = rng;
+    agon_test_epoch_order(&ref, f->info.size, want, 3 * n);
+    float *x = malloc((size_t)batch * 3 * PIXELS * sizeof *x);
+    int32_t *labels = malloc((size_t)batch * sizeof *labels);
+    assert_non_null(x);
+    assert_non_null(labels);
+    for (int64_t k = 0; k < n; k += batch) {
+        int64_t m = n - k < batch ? n - k : batch;
+        int64_t dims[4] = {m, 3, 28, 28};
+        agon_tensor t = {x, agon_shape_make(4, dims)};
+        agon_error err = {0};
+        assert_int_equal(vt->next_batch(f->state, &rng, &t, labels, &err), 0);
+        for (int64_t i = 0; i < m; i++) {
+            int32_t expect = 0;
+            for (int c = 0; c < 3; c++) {
+                /* want[] indexes the kept samples; with every image kept
+                 * they are the written images in file order. */
+                int64_t img = want[3 * (k + i) + c];
+                assert_int_equal(image_of(x + (i * 3 + c) * PIXELS, n_written), img);
+                expect = expect * 10 + image_labels[img];
+            }
+            assert_int_equal(labels[i], expect);
+        }
+    }
+    assert_memory_equal(&rng, &ref, sizeof rng);
+    free(x);
+    free(labels);
+    free(want);
+}
+
+static void test_stacked(void **state)
+{
+    const char *dir = fifty_dir();
+    uint8_t fifty_labels[50];
+    for (int i = 0; i < 50; i++)
+        fifty_labels[i] = (uint8_t)(i % 10);
+    fm_fixture f;
+    assert_int_equal(fm_open_dir(&f, dir, "  stacked: true\n"), 0);
+    assert_int_equal(f.info.sample_shape.ndim, 3);
+    assert_int_equal(f.info.sample_shape.dim[0], 3);
+    assert_int_equal(f.info.sample_shape.dim[1], 28);
+    assert_int_equal(f.info.sample_shape.dim[2], 28);
+    assert_int_equal(f.info.size, 50);
+    assert_int_equal(f.info.n_classes, 1000);
+    assert_string_equal(f.info.split, "train");
+    /* 40 samples are 120 images: they run through three epochs of 50. */
+    check_stacked(&f, fifty_labels, 50, 11, 40, 7);
+    fm_close(&f);
+
+    /* The same seed in one batch gives the same samples. */
+    assert_int_equal(fm_open_dir(&f, dir, "  stacked: true\n"), 0);
+    check_stacked(&f, fifty_labels, 50, 11, 40, 40);
+    fm_close(&f);
+
+    /* Without labels, only the images are written. */
+    assert_int_equal(fm_open_dir(&f, dir, "  stacked: true\n"), 0);
+    float x[2 * 3 * PIXELS];
+    int64_t dims[4] = {2, 3, 28, 28};
+    agon_tensor t = {x, agon_shape_make(4, dims)};
+    agon_rng rng;
+    agon_rng_seed(&rng, 2, "data");
+    agon_error err = {0};
+    assert_int_equal(vt->next_batch(f.state, &rng, &t, NULL, &err), 0);
+    fm_close(&f);
+
+    /* A class subset keeps the original ids: labels stay in the 1000 ids
+     * and n_classes stays 1000.  Classes 3 and 7 are images 0 and 3
+     * (label 3) and 4 (label 7) of the six-label file. */
+    const char *six = six_dir("fm_stacked_six");
+    assert_int_equal(fm_open_dir(&f, six, "  stacked: true\n  classes: [3, 7]\n"), 0);
+    assert_int_equal(f.info.size, 3);
+    assert_int_equal(f.info.n_classes, 1000);
+    int32_t labels[20];
+    float y[20 * 3 * PIXELS];
+    int64_t ydims[4] = {20, 3, 28, 28};
+    agon_tensor ty = {y, agon_shape_make(4, ydims)};
+    assert_int_equal(vt->next_batch(f.state, &rng, &ty, labels, &err), 0);
+    for (int i = 0; i < 20; i++) {
+        int32_t expect = 0;
+        for (int c = 0; c < 3; c++) {
+            int64_t img = image_of(y + (i * 3 + c) * PIXELS, 6);
+            assert_true(img == 0 || img == 3 || img == 4);
+            expect = expect * 10 + six_labels[img];
+        }
+        assert_int_equal(labels[i], expect);
+        assert_true(labels[i] >= 333 && labels[i] <= 777);
+    }
+    fm_close(&f);
+
+    /* The batch tensor must have three channels. */
+    assert_int_equal(fm_open_dir(&f, six, "  stacked: true\n"), 0);
+    int64_t one[4] = {2, 1, 28, 28};
+    agon_tensor t1 = {x, agon_shape_make(4, one)};
+    agon_error err2 = {0};
+    assert_int_equal(vt->next_batch(f.state, &rng, &t1, NULL, &err2), AGON_EINTERNAL);
+    assert_string_equal(err2.message, "fashion_mnist: batch tensor has shape [2, 1, 28, 28], "
+                                      "expected [n, 3, 28, 28]");
+    fm_close(&f);
+
+    expect_error_ex(dir, "  stacked: 3\n", true, AGON_ECONFIG,
+                    "fm.yaml:4:12: dataset.stacked: expected true or false, got '3'");
+}
+
 static void test_batch_shape_mismatch(void **state)
 {
     const char *dir = six_dir("fm_shape");
@@ -734,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_streams_are_independent),
         cmocka_unit_test(test_next_batch_does_not_allocate),
         cmocka_unit_test(test_batch_shape_mismatch),
+        cmocka_unit_test(test_stacked),
         cmocka_unit_test(test_real_data),
     };
     return cmocka_run_group_tests_name("fashion_mnist", tests, setup, teardown);

@@ -5,88 +5,28 @@
 #include <string.h>
 
 #include "agon/agon.h"
-#include "test_util.h"
+#include "test_h5.h"
 
 #include "alloc_count.h"
-
-static agon_registry *registry(void)
-{
-    agon_error err = {0};
-    agon_registry *reg = agon_registry_create(&err);
-    assert_non_null(reg);
-    agon_diag diag;
-    agon_diag_init(&diag);
-    assert_int_equal(agon_registry_load_dir(reg, AGON_TEST_PLUGIN_DIR, true, &diag), 0);
-    assert_int_equal(agon_registry_load_dir(reg, AGON_TEST_PROBE_DIR, true, &diag), 0);
-    agon_diag_fini(&diag);
-    return reg;
-}
 
 /* Runs ring8 with the given overrides into `out`; returns the status. */
 static int run(agon_registry *reg, const char *out, const char *const *sets, size_t n_sets,
                volatile sig_atomic_t *stop, agon_run_result *result)
 {
-    agon_diag diag;
-    agon_diag_init(&diag);
-    agon_experiment *exp = agon_experiment_load(reg, AGON_TEST_SOURCE_DIR "/experiments/ring8.yaml",
-                                                sets, n_sets, false, &diag);
-    for (size_t i = 0; i < diag.count; i++)
-        print_error("%s\n", diag.messages[i]);
-    assert_non_null(exp);
-    agon_diag_fini(&diag);
-    agon_run_options opts = {
-        .output_path = out, .progress = AGON_PROGRESS_NONE, .stop_flag = stop, .overwrite = true};
     agon_error err = {0};
-    int rc = agon_experiment_run(exp, &opts, result, &err);
-    agon_experiment_destroy(exp);
-    return rc;
+    return agon_test_run_experiment(reg, AGON_TEST_SOURCE_DIR "/experiments/ring8.yaml", sets,
+                                    n_sets, out, stop, result, &err);
 }
-
-/* Reads a whole float dataset (at most cap values); returns the count. */
-static size_t read_floats(const char *file, const char *path, float *out, size_t cap)
-{
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    assert_true(d >= 0);
-    hid_t sp = H5Dget_space(d);
-    hssize_t n = H5Sget_simple_extent_npoints(sp);
-    assert_true(n > 0 && (size_t)n <= cap);
-    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0);
-    H5Sclose(sp);
-    H5Dclose(d);
-    H5Fclose(f);
-    return (size_t)n;
-}
-
-/* Reads a whole int64 dataset (at most cap values); returns the count. */
-static size_t read_ints(const char *file, const char *path, int64_t *out, size_t cap)
-{
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    assert_true(d >= 0);
-    hid_t sp = H5Dget_space(d);
-    hssize_t n = H5Sget_simple_extent_npoints(sp);
-    assert_true(n > 0 && (size_t)n <= cap);
-    assert_true(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0);
-    H5Sclose(sp);
-    H5Dclose(d);
-    H5Fclose(f);
-    return (size_t)n;
-}
-
-static int64_t read_int_attr(const char *file, const char *obj, const char *name);
 
 static int64_t read_root_int(const char *file, const char *name)
 {
-    return read_int_attr(file, "/", name);
+    return agon_test_read_int_attr(file, "/", name);
 }
 
 static void assert_steps(const char *file, const char *path, const int64_t *want, size_t n)
 {
     int64_t got[64];
-    size_t m = read_ints(file, path, got, 64);
+    size_t m = agon_test_read_ints(file, path, got, 64);
     assert_int_equal(m, n);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(got[i], want[i]);
@@ -103,7 +43,7 @@ static void test_step_allocates_nothing(void **st)
 {
     (void)st;
 #if AGON_TEST_COUNTS_ALLOCS
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     const char *sets_short[8], *sets_long[8];
     size_t n = sizeof quiet_sets / sizeof quiet_sets[0];
     for (size_t i = 0; i < n; i++)
@@ -136,7 +76,7 @@ static void test_step_allocates_nothing(void **st)
 static void test_freeze(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     /* /params holds [T, ...] with T = 2 (step 0 and the last step); row 0
      * is the initial value. */
     static float first[40000], last[40000];
@@ -144,18 +84,18 @@ static void test_freeze(void **st)
     const char *freeze_d[] = {"train.steps=30", "log.params_every=1000", "metrics=[]",
                               "train.freeze_d_from=1"};
     assert_int_equal(run(reg, "freeze_d.h5", freeze_d, 4, NULL, &r), 0);
-    size_t n = read_floats("freeze_d.h5", "/final/discriminator/2.weight", last, 40000);
-    read_floats("freeze_d.h5", "/params/discriminator/2.weight", first, 40000);
+    size_t n = agon_test_read_floats("freeze_d.h5", "/final/discriminator/2.weight", last, 40000);
+    agon_test_read_floats("freeze_d.h5", "/params/discriminator/2.weight", first, 40000);
     assert_memory_equal(first, last, n * sizeof(float));
-    n = read_floats("freeze_d.h5", "/final/generator/0.weight", last, 40000);
-    read_floats("freeze_d.h5", "/params/generator/0.weight", first, 40000);
+    n = agon_test_read_floats("freeze_d.h5", "/final/generator/0.weight", last, 40000);
+    agon_test_read_floats("freeze_d.h5", "/params/generator/0.weight", first, 40000);
     assert_true(memcmp(first, last, n * sizeof(float)) != 0);
 
     const char *freeze_g[] = {"train.steps=30", "log.params_every=1000", "metrics=[]",
                               "train.freeze_g_from=1"};
     assert_int_equal(run(reg, "freeze_g.h5", freeze_g, 4, NULL, &r), 0);
-    n = read_floats("freeze_g.h5", "/final/generator/0.weight", last, 40000);
-    read_floats("freeze_g.h5", "/params/generator/0.weight", first, 40000);
+    n = agon_test_read_floats("freeze_g.h5", "/final/generator/0.weight", last, 40000);
+    agon_test_read_floats("freeze_g.h5", "/params/generator/0.weight", first, 40000);
     assert_memory_equal(first, last, n * sizeof(float));
     agon_registry_destroy(reg);
 }
@@ -164,7 +104,7 @@ static void test_freeze(void **st)
 static void test_schedules_differ(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     static float a[200], b[200], c[200];
     agon_run_result r;
     const char *base[] = {"train.steps=20", "metrics=[]"};
@@ -176,14 +116,14 @@ static void test_schedules_differ(void **st)
     assert_int_equal(run(reg, "sched_c.h5", sim, 3, NULL, &r), 0);
     static float d[200];
     assert_int_equal(run(reg, "sched_d.h5", g2, 3, NULL, &r), 0);
-    size_t n = read_floats("sched_a.h5", "/scalars/loss_g", a, 200);
-    assert_int_equal(read_floats("sched_b.h5", "/scalars/loss_g", b, 200), n);
-    assert_int_equal(read_floats("sched_c.h5", "/scalars/loss_g", c, 200), n);
+    size_t n = agon_test_read_floats("sched_a.h5", "/scalars/loss_g", a, 200);
+    assert_int_equal(agon_test_read_floats("sched_b.h5", "/scalars/loss_g", b, 200), n);
+    assert_int_equal(agon_test_read_floats("sched_c.h5", "/scalars/loss_g", c, 200), n);
     /* Alternating updates D before G's loss is taken; simultaneous takes it
      * from the same D: the curves differ from the first step on. */
     assert_true(memcmp(a, b, n * sizeof(float)) != 0);
     assert_true(memcmp(a, c, n * sizeof(float)) != 0);
-    assert_int_equal(read_floats("sched_d.h5", "/scalars/loss_g", d, 200), n);
+    assert_int_equal(agon_test_read_floats("sched_d.h5", "/scalars/loss_g", d, 200), n);
     assert_true(memcmp(a, d, n * sizeof(float)) != 0);
     for (size_t i = 0; i < n; i++)
         assert_true(isfinite(a[i]) && isfinite(b[i]) && isfinite(c[i]));
@@ -195,7 +135,7 @@ static void test_schedules_differ(void **st)
 static void test_stop_flag(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     volatile sig_atomic_t stop = 1;
     agon_run_result r;
     const char *sets[] = {"train.steps=50", "metrics=[]"};
@@ -214,7 +154,7 @@ static void test_stop_flag(void **st)
 static void test_divergence(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=100", "metrics=[]", "d_optimizer={plugin: sgd, lr: 1e30}",
                           "g_optimizer={plugin: sgd, lr: 1e30}"};
@@ -222,7 +162,7 @@ static void test_divergence(void **st)
     assert_string_equal(r.status, "diverged");
     assert_true(r.steps_done >= 1 && r.steps_done < 100);
     float loss[100];
-    size_t n = read_floats("diverged.h5", "/scalars/loss_d", loss, 100);
+    size_t n = agon_test_read_floats("diverged.h5", "/scalars/loss_d", loss, 100);
     /* The diverging step's row is logged too, and the log says how far it got. */
     assert_int_equal((int64_t)n, r.steps_done);
     assert_int_equal(read_root_int("diverged.h5", "steps_done"), r.steps_done);
@@ -236,19 +176,19 @@ static void test_divergence(void **st)
 static void test_d_learns_against_frozen_g(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=200", "train.batch_size=128", "metrics=[]",
                           "train.freeze_g_from=1", "log.params_every=1000"};
     assert_int_equal(run(reg, "d_only.h5", sets, 5, NULL, &r), 0);
     static float d_real[200], d_fake[200];
-    size_t n = read_floats("d_only.h5", "/scalars/d_real", d_real, 200);
-    read_floats("d_only.h5", "/scalars/d_fake", d_fake, 200);
+    size_t n = agon_test_read_floats("d_only.h5", "/scalars/d_real", d_real, 200);
+    agon_test_read_floats("d_only.h5", "/scalars/d_fake", d_fake, 200);
     assert_true(d_real[n - 1] > 0.9f);
     assert_true(d_fake[n - 1] < 0.1f);
     static float first[40000], last[40000];
-    n = read_floats("d_only.h5", "/final/discriminator/0.weight", last, 40000);
-    read_floats("d_only.h5", "/params/discriminator/0.weight", first, 40000);
+    n = agon_test_read_floats("d_only.h5", "/final/discriminator/0.weight", last, 40000);
+    agon_test_read_floats("d_only.h5", "/params/discriminator/0.weight", first, 40000);
     assert_true(memcmp(first, last, n * sizeof(float)) != 0);
     agon_registry_destroy(reg);
 }
@@ -259,7 +199,7 @@ static void test_d_learns_against_frozen_g(void **st)
 static void test_g_step_leaves_d_gradients(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *alt[] = {"train.steps=1", "metrics=[]", "train.freeze_g_from=1"};
     const char *sim[] = {"train.steps=1", "metrics=[]", "train.freeze_g_from=1",
@@ -270,8 +210,8 @@ static void test_g_step_leaves_d_gradients(void **st)
     const char *params[] = {"/final/discriminator/0.weight", "/final/discriminator/2.weight",
                             "/final/discriminator/4.weight", "/final/discriminator/4.bias"};
     for (size_t i = 0; i < 4; i++) {
-        size_t n = read_floats("leak_alt.h5", params[i], a, 40000);
-        assert_int_equal(read_floats("leak_sim.h5", params[i], b, 40000), n);
+        size_t n = agon_test_read_floats("leak_alt.h5", params[i], a, 40000);
+        assert_int_equal(agon_test_read_floats("leak_sim.h5", params[i], b, 40000), n);
         assert_memory_equal(a, b, n * sizeof(float));
     }
     agon_registry_destroy(reg);
@@ -283,14 +223,14 @@ static void test_g_step_leaves_d_gradients(void **st)
 static void test_simultaneous_uses_one_fake_batch(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=30", "metrics=[]", "train.batch_size=1",
                           "train.update=simultaneous"};
     assert_int_equal(run(reg, "sim_one.h5", sets, 4, NULL, &r), 0);
     float loss_g[30], d_fake[30];
-    size_t n = read_floats("sim_one.h5", "/scalars/loss_g", loss_g, 30);
-    assert_int_equal(read_floats("sim_one.h5", "/scalars/d_fake", d_fake, 30), n);
+    size_t n = agon_test_read_floats("sim_one.h5", "/scalars/loss_g", loss_g, 30);
+    assert_int_equal(agon_test_read_floats("sim_one.h5", "/scalars/d_fake", d_fake, 30), n);
     for (size_t i = 0; i < n; i++) {
         double want = -log((double)d_fake[i]);
         if (fabs(loss_g[i] - want) > 1e-5 * (1.0 + fabs(want)))
@@ -305,15 +245,15 @@ static void test_simultaneous_uses_one_fake_batch(void **st)
 static void test_frozen_networks_fresh_batches(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=50", "metrics=[]", "train.batch_size=128",
                           "train.freeze_d_from=1", "train.freeze_g_from=1"};
     assert_int_equal(run(reg, "frozen.h5", sets, 5, NULL, &r), 0);
     float gn[2][50], d_fake[50];
-    size_t n = read_floats("frozen.h5", "/scalars/grad_norm_g", gn[0], 50);
-    read_floats("frozen.h5", "/scalars/grad_norm_d", gn[1], 50);
-    read_floats("frozen.h5", "/scalars/d_fake", d_fake, 50);
+    size_t n = agon_test_read_floats("frozen.h5", "/scalars/grad_norm_g", gn[0], 50);
+    agon_test_read_floats("frozen.h5", "/scalars/grad_norm_d", gn[1], 50);
+    agon_test_read_floats("frozen.h5", "/scalars/d_fake", d_fake, 50);
     for (int k = 0; k < 2; k++) {
         float lo = gn[k][0], hi = gn[k][0];
         for (size_t i = 1; i < n; i++) {
@@ -343,9 +283,9 @@ static double max_abs_latent(agon_registry *reg, const char *out, const char *la
     assert_int_equal(run(reg, out, sets, 7, NULL, &r), 0);
     static float x[2 * 512 * 2];
     float w[2 * 4];
-    size_t n = read_floats(out, "/samples/x", x, sizeof x / sizeof x[0]);
+    size_t n = agon_test_read_floats(out, "/samples/x", x, sizeof x / sizeof x[0]);
     assert_int_equal(n, 2 * 512 * 2);
-    read_floats(out, "/params/generator/0.weight", w, 8);
+    agon_test_read_floats(out, "/params/generator/0.weight", w, 8);
     double det = (double)w[0] * w[3] - (double)w[1] * w[2];
     assert_true(fabs(det) > 1e-6);
     double worst = 0.0;
@@ -360,7 +300,7 @@ static double max_abs_latent(agon_registry *reg, const char *out, const char *la
 static void test_latent_distribution(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     assert_true(max_abs_latent(reg, "latent_uniform.h5", "uniform") <= 1.0 + 1e-4);
     assert_true(max_abs_latent(reg, "latent_normal.h5", "normal") > 2.0);
     agon_registry_destroy(reg);
@@ -372,7 +312,7 @@ static void test_latent_distribution(void **st)
 static void test_side_draws_leave_training_alone(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *base[] = {"train.steps=40", "metrics=[]", "log.samples_every=10"};
     const char *fewer[] = {"train.steps=40", "metrics=[]", "log.samples_every=10",
@@ -385,9 +325,9 @@ static void test_side_draws_leave_training_alone(void **st)
     const char *series[] = {"/scalars/loss_d", "/scalars/loss_g", "/scalars/grad_norm_g"};
     for (size_t i = 0; i < 3; i++) {
         float a[40], b[40], c[40];
-        size_t n = read_floats("side_base.h5", series[i], a, 40);
-        assert_int_equal(read_floats("side_fewer.h5", series[i], b, 40), n);
-        assert_int_equal(read_floats("side_probed.h5", series[i], c, 40), n);
+        size_t n = agon_test_read_floats("side_base.h5", series[i], a, 40);
+        assert_int_equal(agon_test_read_floats("side_fewer.h5", series[i], b, 40), n);
+        assert_int_equal(agon_test_read_floats("side_probed.h5", series[i], c, 40), n);
         assert_memory_equal(a, b, n * sizeof(float));
         assert_memory_equal(a, c, n * sizeof(float));
     }
@@ -401,7 +341,7 @@ static void test_side_draws_leave_training_alone(void **st)
 static void test_intervals_and_last_step(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=10", "log.every=7", "log.samples_every=7",
                           "log.params_every=4", "metrics=[{plugin: probe, every: 7}]"};
@@ -413,7 +353,7 @@ static void test_intervals_and_last_step(void **st)
     assert_steps("intervals.h5", "/metrics/probe/step", scalars, 2);
     /* The context reports the step a metric is evaluated at. */
     float at_step[2];
-    read_floats("intervals.h5", "/metrics/probe/at_step", at_step, 2);
+    agon_test_read_floats("intervals.h5", "/metrics/probe/at_step", at_step, 2);
     assert_true(at_step[0] == 7.0f && at_step[1] == 10.0f);
     assert_int_equal(read_root_int("intervals.h5", "steps_done"), 10);
     agon_registry_destroy(reg);
@@ -424,7 +364,7 @@ static void test_intervals_and_last_step(void **st)
 static void test_optimizer_counter(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=5", "metrics=[]", "train.d_steps=3", "train.g_steps=2",
                           "d_optimizer={plugin: probe_sgd, lr: 0.001}",
@@ -434,37 +374,15 @@ static void test_optimizer_counter(void **st)
     agon_registry_destroy(reg);
 }
 
-/* An int attribute of the object at `obj`. */
-static int64_t read_int_attr(const char *file, const char *obj, const char *name)
-{
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(a >= 0);
-    int64_t v = 0;
-    assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
-    H5Aclose(a);
-    H5Fclose(f);
-    return v;
-}
-
 /* Runs `yaml` (an experiment text) into `out`; returns the status and the
  * error message in *msg. */
 static int run_text(agon_registry *reg, const char *yaml, const char *out, char *msg,
                     size_t cap)
 {
     agon_test_write_file("cond.yaml", yaml);
-    agon_diag diag;
-    agon_diag_init(&diag);
-    agon_experiment *exp = agon_experiment_load(reg, "cond.yaml", NULL, 0, false, &diag);
-    assert_non_null(exp);
-    agon_diag_fini(&diag);
-    agon_run_options opts = {.output_path = out, .progress = AGON_PROGRESS_NONE,
-                             .overwrite = true};
     agon_error err = {0};
-    int rc = agon_experiment_run(exp, &opts, NULL, &err);
+    int rc = agon_test_run_experiment(reg, "cond.yaml", NULL, 0, out, NULL, NULL, &err);
     snprintf(msg, cap, "%s", err.message);
-    agon_experiment_destroy(exp);
     return rc;
 }
 
@@ -483,7 +401,7 @@ static const char cond_yaml[] =
 static double read_last(const char *file, const char *path)
 {
     static float v[4096];
-    size_t n = read_floats(file, path, v, 4096);
+    size_t n = agon_test_read_floats(file, path, v, 4096);
     return v[n - 1];
 }
 
@@ -492,21 +410,23 @@ static double read_last(const char *file, const char *path)
 static void test_conditional_follows_labels(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     char msg[512];
     assert_int_equal(run_text(reg, cond_yaml, "cond.h5", msg, sizeof msg), 0);
     /* G's input is z (8) + one-hot (3), D's is x (2) + one-hot (3). */
     static float w[64 * 11];
-    assert_int_equal(read_floats("cond.h5", "/final/generator/0.weight", w, 64 * 11), 64 * 11);
-    assert_int_equal(read_floats("cond.h5", "/final/discriminator/0.weight", w, 64 * 11), 64 * 5);
+    assert_int_equal(agon_test_read_floats("cond.h5", "/final/generator/0.weight", w, 64 * 11),
+                     64 * 11);
+    assert_int_equal(
+        agon_test_read_floats("cond.h5", "/final/discriminator/0.weight", w, 64 * 11), 64 * 5);
     assert_true(read_last("cond.h5", "/metrics/probe_labels/real_label_accuracy") == 1.0);
     assert_true(read_last("cond.h5", "/metrics/probe_labels/label_accuracy") >= 0.9);
 
     /* The snapshot grid: 3 rows (classes) of 10; row c near centre 3c - 3. */
-    assert_int_equal(read_int_attr("cond.h5", "/samples", "grid_cols"), 10);
-    assert_int_equal(read_int_attr("cond.h5", "/samples", "n_classes"), 3);
+    assert_int_equal(agon_test_read_int_attr("cond.h5", "/samples", "grid_cols"), 10);
+    assert_int_equal(agon_test_read_int_attr("cond.h5", "/samples", "n_classes"), 3);
     static float x[4 * 30 * 2];
-    size_t n = read_floats("cond.h5", "/samples/x", x, 4 * 30 * 2);
+    size_t n = agon_test_read_floats("cond.h5", "/samples/x", x, 4 * 30 * 2);
     assert_int_equal(n, 4 * 30 * 2);
     const float *last = x + 3 * 30 * 2;
     int near = 0;
@@ -519,7 +439,7 @@ static void test_conditional_follows_labels(void **st)
 static void test_conditional_needs_labels(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     char msg[512];
     const char yaml[] = "dataset: {plugin: gaussian_mixture}\n"
                         "generator: {plugin: mlp}\n"
@@ -562,8 +482,8 @@ static void test_conditional_needs_labels(void **st)
 static void assert_same_dataset(const char *f1, const char *f2, const char *path)
 {
     static float a[1 << 20], b[1 << 20];
-    size_t n = read_floats(f1, path, a, 1 << 20);
-    assert_int_equal(read_floats(f2, path, b, 1 << 20), n);
+    size_t n = agon_test_read_floats(f1, path, a, 1 << 20);
+    assert_int_equal(agon_test_read_floats(f2, path, b, 1 << 20), n);
     if (memcmp(a, b, n * sizeof(float)) != 0)
         fail_msg("%s differs between %s and %s", path, f1, f2);
 }
@@ -571,7 +491,7 @@ static void assert_same_dataset(const char *f1, const char *f2, const char *path
 static void test_threads_same_bits(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *one[] = {"train.steps=30", "metrics=[]", "train.threads=1"};
     const char *two[] = {"train.steps=30", "metrics=[]", "train.threads=2"};
@@ -601,44 +521,13 @@ static void test_threads_same_bits(void **st)
     agon_registry_destroy(reg);
 }
 
-static void read_string_attr(const char *file, const char *obj, const char *name, char *out,
-                             size_t cap)
-{
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(a >= 0);
-    hid_t t = H5Aget_type(a);
-    char *v = NULL;
-    assert_true(H5Tis_variable_str(t) > 0);
-    assert_true(H5Aread(a, t, &v) >= 0);
-    snprintf(out, cap, "%s", v);
-    H5free_memory(v);
-    H5Tclose(t);
-    H5Aclose(a);
-    H5Fclose(f);
-}
-
-static double read_double_attr(const char *file, const char *obj, const char *name)
-{
-    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(a >= 0);
-    double v = 0;
-    assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0);
-    H5Aclose(a);
-    H5Fclose(f);
-    return v;
-}
-
 /* A metric's tensor outputs and attributes land in the log, and G runs on
  * the latent vectors the metric chooses: with a linear G (no hidden
  * layer), row r of g_of_z is W z_r + b for the final W and b. */
 static void test_metric_tensors(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     agon_run_result r;
     const char *sets[] = {"train.steps=30", "generator={plugin: mlp, hidden: []}",
                           "metrics=[{plugin: probe_tensor, every: 10}]"};
@@ -646,11 +535,12 @@ static void test_metric_tensors(void **st)
     const int64_t steps[] = {10, 20, 30};
     assert_steps("tensors.h5", "/metrics/probe_tensor/tensors/step", steps, 3);
     static float w[2 * 64], b[2], gz[3 * 4 * 2], z[3 * 4 * 64];
-    assert_int_equal(read_floats("tensors.h5", "/final/generator/0.weight", w, 2 * 64), 2 * 64);
-    assert_int_equal(read_floats("tensors.h5", "/final/generator/0.bias", b, 2), 2);
-    assert_int_equal(read_floats("tensors.h5", "/metrics/probe_tensor/tensors/g_of_z", gz,
+    assert_int_equal(agon_test_read_floats("tensors.h5", "/final/generator/0.weight", w, 2 * 64),
+                     2 * 64);
+    assert_int_equal(agon_test_read_floats("tensors.h5", "/final/generator/0.bias", b, 2), 2);
+    assert_int_equal(agon_test_read_floats("tensors.h5", "/metrics/probe_tensor/tensors/g_of_z", gz,
                                  3 * 4 * 2), 3 * 4 * 2);
-    assert_int_equal(read_floats("tensors.h5", "/metrics/probe_tensor/tensors/z", z,
+    assert_int_equal(agon_test_read_floats("tensors.h5", "/metrics/probe_tensor/tensors/z", z,
                                  3 * 4 * 64), 3 * 4 * 64);
     const float *last = gz + 2 * 4 * 2;
     for (int row = 0; row < 4; row++) {
@@ -664,9 +554,9 @@ static void test_metric_tensors(void **st)
         }
     }
     char text[64];
-    read_string_attr("tensors.h5", "/metrics/probe_tensor", "origin", text, sizeof text);
+    agon_test_read_string_attr("tensors.h5", "/metrics/probe_tensor", "origin", text, sizeof text);
     assert_string_equal(text, "probe");
-    assert_true(read_double_attr("tensors.h5", "/metrics/probe_tensor", "scale") == 2.5);
+    assert_true(agon_test_read_double_attr("tensors.h5", "/metrics/probe_tensor", "scale") == 2.5);
     /* Only tensor outputs: no scalar table. */
     hid_t f = H5Fopen("tensors.h5", H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(H5Lexists(f, "/metrics/probe_tensor/step", H5P_DEFAULT) == 0);
@@ -709,7 +599,7 @@ static void test_metric_tensors(void **st)
 static void test_sampling_leaves_running_stats(void **st)
 {
     (void)st;
-    agon_registry *reg = registry();
+    agon_registry *reg = agon_test_registry(true);
     char msg[512];
     const char dcgan[] = "seed: 5\n"
                          "dataset: {plugin: fashion_mnist, limit: 512}\n"

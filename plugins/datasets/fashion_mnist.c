@@ -18,6 +18,15 @@
  * classifier trained on all classes and conditioning agree on the ids.
  * `limit` keeps the first N samples (after the class filter), in file order.
  *
+ * `stacked: true` is the Stacked MNIST protocol of VEEGAN (Srivastava et al.
+ * 2017) and PacGAN (Lin et al. 2018) on Fashion-MNIST: every sample is three
+ * images drawn independently, one after another through the epoch sampler
+ * with the caller's rng, stacked as the channels of a [3, 28, 28] sample.
+ * Its label is 100*l0 + 10*l1 + l2 for the channels' labels l0, l1, l2, one
+ * of 1000 modes, so n_classes is 1000.  With a `classes` subset the labels
+ * keep their original ids, so the label space stays the 1000 ids (only
+ * K^3 of them occur).  `size` stays the number of underlying images.
+ *
  * Batches: shuffled epochs from agon_epoch_sampler (agon/sampler.h), which
  * documents the order: a fresh Fisher-Yates permutation per epoch drawn
  * from the caller's rng, and a position in the epoch per rng, so drawing
@@ -46,6 +55,7 @@ typedef struct fm_state {
     uint8_t *pixels;        /* [size, 784] */
     uint8_t *labels;        /* [size] */
     float scale[256];       /* pixel byte -> value */
+    bool stacked;           /* three images per sample as channels */
     agon_epoch_sampler *order;
 } fm_state;
 
@@ -268,19 +278,24 @@ static int fm_create(const agon_node *cfg, void **state, agon_dataset_info *info
     const char *dir, *split;
     int64_t limit;
     bool keep[FM_CLASSES];
+    bool stacked;
     int rc;
 
     *state = NULL;
     if ((rc = agon_cfg_opt_string(cfg, "path", FM_DEFAULT_PATH, &dir, err)) != 0 ||
         (rc = agon_cfg_opt_string(cfg, "split", "train", &split, err)) != 0 ||
         (rc = agon_cfg_opt_int(cfg, "limit", 0, &limit, err)) != 0 ||
+        (rc = agon_cfg_opt_bool(cfg, "stacked", false, &stacked, err)) != 0 ||
         (rc = read_classes(cfg, keep, err)) != 0)
         return rc;
     const char *prefix;
+    const char *split_name;     /* static: info->split outlives the config */
     if (strcmp(split, "train") == 0) {
         prefix = "train";
+        split_name = "train";
     } else if (strcmp(split, "test") == 0) {
         prefix = "t10k";
+        split_name = "test";
     } else {
         return agon_node_error(err, AGON_ECONFIG, agon_node_get(cfg, "split"),
                                "unknown split '%s'; choose train or test", split);
@@ -314,12 +329,14 @@ static int fm_create(const agon_node *cfg, void **state, agon_dataset_info *info
     }
     for (int v = 0; v < 256; v++)
         s->scale[v] = (float)((double)v / 127.5 - 1.0);
+    s->stacked = stacked;
 
-    static const int64_t shape[3] = {1, FM_ROWS, FM_COLS};
+    const int64_t shape[3] = {stacked ? 3 : 1, FM_ROWS, FM_COLS};
     memset(info, 0, sizeof *info);
     info->sample_shape = agon_shape_make(3, shape);
     info->size = s->size;
-    info->n_classes = FM_CLASSES;
+    info->n_classes = stacked ? FM_CLASSES * FM_CLASSES * FM_CLASSES : FM_CLASSES;
+    info->split = split_name;
     *state = s;
     return 0;
 }
@@ -328,22 +345,27 @@ static int fm_next_batch(void *state, agon_rng *rng, agon_tensor *out, int32_t *
                          agon_error *err)
 {
     fm_state *s = state;
+    const int channels = s->stacked ? 3 : 1;
     int64_t numel = agon_tensor_numel(out);
-    if (out->shape.ndim < 1 || numel != out->shape.dim[0] * FM_PIXELS) {
+    if (out->shape.ndim < 1 || numel != out->shape.dim[0] * channels * FM_PIXELS) {
         char buf[96];
         return agon_error_set(err, AGON_EINTERNAL,
-                              "fashion_mnist: batch tensor has shape %s, expected [n, 1, 28, 28]",
-                              agon_shape_format(&out->shape, buf, sizeof buf));
+                              "fashion_mnist: batch tensor has shape %s, expected [n, %d, 28, 28]",
+                              agon_shape_format(&out->shape, buf, sizeof buf), channels);
     }
     int64_t n = out->shape.dim[0];
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = agon_epoch_sampler_next(s->order, rng);
-        const uint8_t *src = s->pixels + (size_t)k * FM_PIXELS;
-        float *dst = out->data + i * FM_PIXELS;
-        for (int p = 0; p < FM_PIXELS; p++)
-            dst[p] = s->scale[src[p]];
+        int32_t label = 0;
+        for (int c = 0; c < channels; c++) {
+            int64_t k = agon_epoch_sampler_next(s->order, rng);
+            const uint8_t *src = s->pixels + (size_t)k * FM_PIXELS;
+            float *dst = out->data + (i * channels + c) * FM_PIXELS;
+            for (int p = 0; p < FM_PIXELS; p++)
+                dst[p] = s->scale[src[p]];
+            label = label * FM_CLASSES + s->labels[k];
+        }
         if (labels)
-            labels[i] = s->labels[k];
+            labels[i] = label;
     }
     return 0;
 }
@@ -364,6 +386,9 @@ static const agon_param_spec fm_params[] = {
      "class ids to keep, each once ([] keeps all); labels keep their original ids"},
     {"limit", AGON_PARAM_INT, "0", 0, 1e9, NULL,
      "use only the first N samples after the class filter (0: all)"},
+    {"stacked", AGON_PARAM_BOOL, "false", AGON_NO_RANGE, NULL,
+     "Stacked MNIST: three independently drawn images as channels [3, 28, 28], label "
+     "100*l0 + 10*l1 + l2 of 1000"},
     AGON_PARAM_END,
 };
 
