@@ -52,7 +52,9 @@ void agon_epoch_sampler_destroy(agon_epoch_sampler *s)
 }
 
 /* The cursor of `rng`: its own, else the first free one, else the least
- * recently used one (which then starts a new epoch for this rng). */
+ * recently used one (which then starts a new epoch for this rng).  Cursor
+ * 0 goes to the first rng that ever draws (in a run, training's) and is
+ * never taken over. */
 static cursor *cursor_for(agon_epoch_sampler *s, const agon_rng *rng)
 {
     cursor *pick = NULL;
@@ -62,6 +64,8 @@ static cursor *cursor_for(agon_epoch_sampler *s, const agon_rng *rng)
             pick = c;
             break;
         }
+        if (i == 0 && c->owner)
+            continue;
         if (!pick || (pick->owner && (!c->owner || c->last_use < pick->last_use)))
             pick = c;
     }

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# docs/config.md must document every key agon accepts, with its default:
-# the host's own sections (from a resolved minimal experiment) and every
-# parameter of every built-in plugin (from `agon plugins NAME`).
+# docs/config.md (with docs/metrics.md for the metrics) must document every
+# key agon accepts, with its default: the host's own sections (from a
+# resolved minimal experiment) and every parameter of every built-in plugin
+# (from `agon plugins NAME`).
 # usage: e2e_docs.sh AGON_BIN SOURCE_DIR BUILD_DIR
 set -u
 exec /usr/bin/python3 - "$@" <<'EOF_PY'
 import os, re, subprocess, sys, tempfile
 
 agon, src = sys.argv[1], sys.argv[2]
-doc = open(os.path.join(src, "docs/config.md")).read()
+doc = "".join(open(os.path.join(src, "docs", name)).read() for name in ("config.md", "metrics.md"))
 rows = {}
 for line in doc.splitlines():
     m = re.match(r"\| ((?:`[a-z_0-9]+`(?:, )?)+) \|(.*)\|", line)

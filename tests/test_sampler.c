@@ -141,7 +141,9 @@ static void test_rngs_are_independent(void **st)
 }
 
 /* One rng more than there are cursors takes over the least recently used
- * one; the rng that lost it starts a fresh epoch, the others go on. */
+ * one; the rng that lost it starts a fresh epoch, the others go on.  The
+ * first rng that drew keeps its cursor even when it is the least recently
+ * used. */
 static void test_least_recently_used_takeover(void **st)
 {
     (void)st;
@@ -157,18 +159,28 @@ static void test_least_recently_used_takeover(void **st)
     for (int i = 0; i < K; i++)
         for (int j = 0; j < 3; j++)
             assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][j]);
-    /* r[K] takes r[0]'s cursor, the least recently used. */
+    /* r[K] takes r[1]'s cursor: r[0] is older but drew first. */
     assert_int_equal(agon_epoch_sampler_next(s, &r[K]), first[K][0]);
-    for (int i = 1; i < K; i++)
+    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][3]);
+    for (int i = 2; i < K; i++)
         assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][3]);
-    /* r[0] now takes r[K]'s cursor and starts over with a new permutation
+    /* r[1] now takes r[K]'s cursor and starts over with a new permutation
      * drawn from where its rng stands. */
     int64_t again[SIZE];
-    reference_epoch(&ref[0], SIZE, again);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), again[0]);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), again[1]);
-    for (int i = 1; i < K; i++)
+    reference_epoch(&ref[1], SIZE, again);
+    assert_int_equal(agon_epoch_sampler_next(s, &r[1]), again[0]);
+    assert_int_equal(agon_epoch_sampler_next(s, &r[1]), again[1]);
+    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][4]);
+    for (int i = 2; i < K; i++)
         assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][4]);
+    /* Many more rngs drawing in turn never move r[0]'s place. */
+    agon_rng many[3 * K];
+    for (int i = 0; i < 3 * K; i++) {
+        agon_rng_seed(&many[i], (uint64_t)(100 + i), "metrics");
+        for (int j = 0; j < 2; j++)
+            agon_epoch_sampler_next(s, &many[i]);
+    }
+    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][5]);
     agon_epoch_sampler_destroy(s);
 }
 

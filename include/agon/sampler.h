@@ -19,9 +19,12 @@
  * the "metrics" stream, and the metric must not move training's position
  * (else turning a metric on would change what training sees).  Each rng
  * walks its own epochs with its own permutations.  Up to
- * AGON_EPOCH_SAMPLER_STREAMS rngs keep a cursor at once; one more takes over
- * the cursor used least recently, whose rng starts a fresh epoch the next
- * time it draws.  Hence an rng must stay at one address while it draws (a
+ * AGON_EPOCH_SAMPLER_STREAMS rngs keep a cursor at once.  The first rng that
+ * ever draws (in a run: training's, which draws before any metric) keeps
+ * its cursor for good; among the others, one more rng takes over the
+ * cursor used least recently, whose rng starts a fresh epoch the next time
+ * it draws.  So any number of metrics may draw real samples without moving
+ * training's place in the epoch.  Hence an rng must stay at one address while it draws (a
  * copy elsewhere is another stream, starting a fresh epoch), and the
  * position belongs to the sampler, not to the rng: restoring an rng's state
  * does not restore its place in the epoch.

@@ -26,6 +26,14 @@
  *                 the KL can take (all mass on one mode), so that a
  *                 generator that misses every mode never scores better
  *                 than one that finds a single mode, and curves stay finite.
+ * Tensor output:
+ *   histogram     [K] the high-quality samples per mode (counts, as
+ *                 floats), summing to high_quality * n_samples / 100.  Its
+ *                 series over the run shows mode hopping: G's mass moving
+ *                 from mode to mode while `modes` stays the same.
+ *                 Emitted when the host declared it (every agon run does;
+ *                 a caller that drives the vtable without declare gets
+ *                 the scalar outputs only).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -95,6 +103,8 @@ typedef struct mc_state {
     float *samples;     /* [n_samples, dim] */
     float *centres;     /* [n_modes, dim], a copy of the dataset's */
     int64_t *counts;    /* [n_modes] */
+    float *histogram;   /* [n_modes], counts as floats for the log */
+    bool histogram_declared;
 } mc_state;
 
 static void mc_destroy(void *state)
@@ -105,6 +115,7 @@ static void mc_destroy(void *state)
     free(s->samples);
     free(s->centres);
     free(s->counts);
+    free(s->histogram);
     free(s);
 }
 
@@ -152,7 +163,8 @@ static int mc_create(const agon_node *cfg, const agon_dataset_info *data, void *
     s->samples = malloc((size_t)(n_samples * s->dim) * sizeof *s->samples);
     s->centres = malloc((size_t)(s->n_modes * s->dim) * sizeof *s->centres);
     s->counts = malloc((size_t)s->n_modes * sizeof *s->counts);
-    if (!s->samples || !s->centres || !s->counts) {
+    s->histogram = malloc((size_t)s->n_modes * sizeof *s->histogram);
+    if (!s->samples || !s->centres || !s->counts || !s->histogram) {
         mc_destroy(s);
         return agon_error_set(err, AGON_ENOMEM,
                               "mode_coverage: out of memory for %lld samples; lower n_samples",
@@ -181,7 +193,22 @@ static int mc_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
         (rc = agon_metric_emit(ctx, "high_quality", res.high_quality, err)) != 0 ||
         (rc = agon_metric_emit(ctx, "kl", res.kl, err)) != 0)
         return rc;
+    if (s->histogram_declared) {
+        for (int64_t k = 0; k < s->n_modes; k++)
+            s->histogram[k] = (float)s->counts[k];
+        return agon_metric_emit_tensor(ctx, "histogram", s->histogram, err);
+    }
     return 0;
+}
+
+static int mc_declare(void *state, agon_metric_decl *decl, agon_error *err)
+{
+    mc_state *s = state;
+    agon_shape shape = agon_shape_make(1, &s->n_modes);
+    int rc = agon_metric_declare_tensor(decl, "histogram", &shape, err);
+    if (rc == 0)
+        s->histogram_declared = true;
+    return rc;
 }
 
 static const char *const mc_outputs[] = {"modes", "high_quality", "kl", NULL};
@@ -192,6 +219,7 @@ static const agon_metric_vtable mc_vtable = {
     mc_create,
     mc_destroy,
     mc_evaluate,
+    mc_declare,
 };
 
 static const agon_param_spec mc_params[] = {
@@ -204,7 +232,7 @@ static const agon_param_spec mc_params[] = {
     AGON_PARAM_END,
 };
 
-AGON_PLUGIN("mode_coverage", "1.0.0", "Modes captured and sample quality on mixtures",
+AGON_PLUGIN("mode_coverage", "1.1.0", "Modes captured and sample quality on mixtures",
             AGON_METRIC("mode_coverage",
                         "Captured modes, % high-quality samples, KL to uniform over modes",
                         mc_params, &mc_vtable));
