@@ -1146,21 +1146,6 @@ typedef struct epoch_row {
     double loss, accuracy, seconds;
 } epoch_row;
 
-static int write_provenance(agon_log *log, const agon__choice *c, agon_error *err)
-{
-    const agon_plugin_record *rec = c->owner;
-    char path[256];
-    snprintf(path, sizeof path, "/provenance/plugins/%s", rec->desc->name);
-    int rc = agon_log_attr_string(log, path, "name", rec->desc->name, err);
-    if (rc == 0)
-        rc = agon_log_attr_string(log, path, "version", rec->desc->version, err);
-    if (rc == 0)
-        rc = agon_log_attr_string(log, path, "file", rec->path, err);
-    if (rc == 0)
-        rc = agon_log_attr_string(log, path, "sha256", rec->sha256, err);
-    return rc;
-}
-
 static int write_contents(agon_log *log, trainer *tr, const epoch_row *rows, int64_t epochs,
                           double accuracy, double seconds, agon_error *err)
 {
@@ -1212,11 +1197,11 @@ static int write_contents(agon_log *log, trainer *tr, const epoch_row *rows, int
     if (rc == 0)
         rc = agon_log_write_string(log, "/config", job->yaml, err);
     if (rc == 0)
-        rc = write_provenance(log, &job->data, err);
+        rc = agon__write_provenance(log, &job->data, err);
     if (rc == 0 && job->test_data.owner != job->data.owner)
-        rc = write_provenance(log, &job->test_data, err);
+        rc = agon__write_provenance(log, &job->test_data, err);
     if (rc == 0)
-        rc = write_provenance(log, &job->optim, err);
+        rc = agon__write_provenance(log, &job->optim, err);
     if (rc != 0)
         return rc;
 

@@ -4,6 +4,7 @@
 #ifndef AGON_EXPERIMENT_INT_H
 #define AGON_EXPERIMENT_INT_H
 
+#include "agon/log.h"
 #include "agon/run.h"
 
 /* A component chosen by a config section. */
@@ -85,5 +86,10 @@ const agon_node *agon__host_section(agon_config *cfg, const char *key,
 bool agon__resolve_choice(agon_registry *reg, agon_config *cfg, const agon_node *section,
                           agon_kind kind, const char *const *host_keys, agon__choice *out,
                           agon_diag *diag);
+
+/* Writes the provenance of the plugin that provides `choice` (name,
+ * version, file, SHA-256, components) under /provenance/plugins/<name>;
+ * defined in train.c, shared with the classifier's file. */
+int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error *err);
 
 #endif /* AGON_EXPERIMENT_INT_H */

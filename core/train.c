@@ -1021,7 +1021,7 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int write_provenance(agon_log *log, const agon__choice *choice, agon_error *err)
+int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error *err)
 {
     const agon_plugin_record *rec = choice->owner;
     char path[256];
@@ -1111,9 +1111,9 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
                                      &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
     for (size_t i = 0; rc == 0 && i < sizeof choices / sizeof choices[0]; i++)
-        rc = write_provenance(log, choices[i], err);
+        rc = agon__write_provenance(log, choices[i], err);
     for (size_t i = 0; rc == 0 && i < g->n_metrics; i++)
-        rc = write_provenance(log, &g->metrics[i].choice->choice, err);
+        rc = agon__write_provenance(log, &g->metrics[i].choice->choice, err);
     if (rc != 0)
         return rc;
 
