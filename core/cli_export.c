@@ -23,7 +23,8 @@
 #include "agon/error.h"
 
 static const char export_usage[] =
-    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]";
+    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]\n"
+    "                   [--no-landscape]";
 
 static const char export_help[] =
     "\n"
@@ -32,7 +33,9 @@ static const char export_help[] =
     "planned steps), and prints the path of every file written.\n"
     "  image samples [1, H, W] or [3, H, W]: a grid of tiles, 8-bit grey or RGB,\n"
     "      values mapped from [-1, 1] to 0..255 (clamped; NaN is 0);\n"
-    "  2-D samples [2]: a 512x512 scatter plot, the same axis range for every step.\n"
+    "  2-D samples [2]: a 512x512 scatter plot, the same axis range for every step,\n"
+    "      drawn over D's landscape (grey, darker where D is higher) when the log\n"
+    "      has a d_landscape metric: its last evaluation at or before the step.\n"
     "\n"
     "  --png DIR      folder for the PNG files, created if missing; PNG files\n"
     "                 of the same names in it are replaced\n"
@@ -40,6 +43,7 @@ static const char export_help[] =
     "  --cols N       images per grid row (default: the log's grid_cols attribute,\n"
     "                 else the smallest N with N*N >= the number of samples)\n"
     "  --scale K      enlarge every pixel to K x K (1 to 64; default 1)\n"
+    "  --no-landscape scatter plots without D's landscape\n"
     "\n"
     "docs/export.md describes the pictures exactly.\n";
 
@@ -51,6 +55,7 @@ enum {
     PLOT_BACKGROUND = 255,
     PLOT_AXIS = 200,
     PLOT_INK = 0,
+    LANDSCAPE_DEPTH = 96,       /* grey of D = 1 is 255 - 96: dots and axes stay visible */
     MAX_SCALE = 64,
     MAX_SIDE = 65535,
 };
@@ -71,6 +76,7 @@ typedef struct export_opts {
     size_t n_list;
     int64_t cols;           /* 0 when --cols was not given */
     int64_t scale;
+    bool no_landscape;
 } export_opts;
 
 typedef enum sample_kind { KIND_GREY, KIND_RGB, KIND_POINTS } sample_kind;
@@ -201,6 +207,10 @@ static int parse_export_args(int argc, char **argv, export_opts *o)
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             printf("%s\n%s", export_usage, export_help);
             return 1;
+        }
+        if (strcmp(arg, "--no-landscape") == 0) {
+            o->no_landscape = true;
+            continue;
         }
         if (arg[0] != '-' || arg[1] == '\0') {
             if (o->log_path)
@@ -758,11 +768,183 @@ static void fill_rect(picture *p, int64_t x0, int64_t y0, int64_t x1, int64_t y1
         memset(p->pix + (size_t)y * p->width + (size_t)x0, v, (size_t)(x1 - x0 + 1));
 }
 
+/* D on a grid over a box, from a d_landscape metric (docs/metrics.md):
+ * d[i0 * per_axis + i1] at cell centre (lo0 + (i0 + 0.5) * (hi0 - lo0) /
+ * per_axis, likewise for the second coordinate). */
+typedef struct landscape {
+    hid_t d;                /* [T, per_axis, per_axis], or H5I_INVALID_HID: none */
+    int64_t rows;           /* snapshots every dataset has */
+    int64_t *steps;         /* [rows] */
+    int64_t per_axis;
+    double lo[2], hi[2];
+    float *row;             /* [per_axis^2]: the snapshot being drawn */
+} landscape;
+
+static void landscape_close(landscape *l)
+{
+    if (l->d >= 0)
+        H5Dclose(l->d);
+    free(l->steps);
+    free(l->row);
+    l->d = H5I_INVALID_HID;
+    l->steps = NULL;
+    l->row = NULL;
+}
+
+static bool attr_number(hid_t obj, const char *name, double *out)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return false;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0)
+        return false;
+    hid_t t = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
+    bool ok = t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_FLOAT &&
+              H5Sget_simple_extent_npoints(sp) == 1 &&
+              H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0 && isfinite(*out);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    H5Aclose(a);
+    return ok;
+}
+
+/* The first metric group (in name order) written by d_landscape on 2-D
+ * data with a well-formed grid; false (and l->d invalid) when there is
+ * none.  A malformed one is skipped, not an error: the landscape is an
+ * extra, the samples are the point. */
+static herr_t find_landscape(hid_t metrics, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    landscape *l = data;
+    if (!agon__h5_is_object(metrics, name, H5O_TYPE_GROUP))
+        return 0;
+    hid_t g = H5Gopen2(metrics, name, H5P_DEFAULT);
+    if (g < 0)
+        return 0;
+    char *plugin = NULL;
+    agon__h5_attr a;
+    if (agon__h5_attr_open(g, "plugin", &a) == 1) {
+        if (H5Tget_class(a.type) == H5T_STRING && H5Tis_variable_str(a.type) > 0 &&
+            H5Sget_simple_extent_npoints(a.space) == 1 && H5Aread(a.attr, a.type, &plugin) < 0)
+            plugin = NULL;
+        agon__h5_attr_close(&a);
+    }
+    double per_axis = 0;
+    bool ok = plugin && strcmp(plugin, "d_landscape") == 0 &&
+              attr_number(g, "grid_per_axis", &per_axis) && per_axis >= 1 && per_axis <= 4096 &&
+              attr_number(g, "lo_0", &l->lo[0]) && attr_number(g, "hi_0", &l->hi[0]) &&
+              attr_number(g, "lo_1", &l->lo[1]) && attr_number(g, "hi_1", &l->hi[1]) &&
+              l->lo[0] < l->hi[0] && l->lo[1] < l->hi[1] &&
+              agon__h5_is_object(g, "tensors/d", H5O_TYPE_DATASET) &&
+              agon__h5_is_object(g, "tensors/step", H5O_TYPE_DATASET);
+    H5free_memory(plugin);
+    if (!ok) {
+        H5Gclose(g);
+        return 0;
+    }
+    l->per_axis = (int64_t)per_axis;
+    hid_t d = H5Dopen2(g, "tensors/d", H5P_DEFAULT);
+    hid_t st = H5Dopen2(g, "tensors/step", H5P_DEFAULT);
+    hsize_t dims[3] = {0}, sdim = 0;
+    bool shaped = false;
+    if (d >= 0 && st >= 0) {
+        hid_t sp = H5Dget_space(d), ssp = H5Dget_space(st);
+        shaped = sp >= 0 && ssp >= 0 && H5Sget_simple_extent_ndims(sp) == 3 &&
+                 H5Sget_simple_extent_ndims(ssp) == 1 &&
+                 H5Sget_simple_extent_dims(sp, dims, NULL) == 3 &&
+                 H5Sget_simple_extent_dims(ssp, &sdim, NULL) == 1 &&
+                 (int64_t)dims[1] == l->per_axis && (int64_t)dims[2] == l->per_axis;
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (ssp >= 0)
+            H5Sclose(ssp);
+    }
+    l->rows = shaped ? (int64_t)(dims[0] < sdim ? dims[0] : sdim) : 0;
+    if (l->rows > 0) {
+        l->steps = malloc((size_t)l->rows * sizeof *l->steps);
+        l->row = malloc((size_t)(l->per_axis * l->per_axis) * sizeof *l->row);
+        hsize_t start = 0, count = (hsize_t)l->rows;
+        if (l->steps && l->row &&
+            agon__h5_read_block(st, 1, &start, &count, H5T_NATIVE_INT64, l->steps)) {
+            l->d = d;
+            d = H5I_INVALID_HID;
+        } else {
+            free(l->steps);
+            free(l->row);
+            l->steps = NULL;
+            l->row = NULL;
+        }
+    }
+    if (d >= 0)
+        H5Dclose(d);
+    if (st >= 0)
+        H5Dclose(st);
+    H5Gclose(g);
+    return l->d >= 0 ? 1 : 0;   /* 1 stops the iteration */
+}
+
+static void landscape_open(hid_t file, landscape *l)
+{
+    l->d = H5I_INVALID_HID;
+    if (H5Lexists(file, "metrics", H5P_DEFAULT) <= 0)
+        return;
+    hid_t m = H5Gopen2(file, "metrics", H5P_DEFAULT);
+    if (m < 0)
+        return;
+    H5Literate(m, H5_INDEX_NAME, H5_ITER_INC, NULL, find_landscape, l);
+    H5Gclose(m);
+}
+
+/* Reads the landscape of the last evaluation at or before `step` into
+ * l->row; false when there is none (the plot then has a white ground). */
+static bool landscape_at(landscape *l, int64_t step)
+{
+    int64_t pick = -1;
+    for (int64_t i = 0; l->d >= 0 && i < l->rows; i++) {
+        if (l->steps[i] <= step)
+            pick = i;
+    }
+    if (pick < 0)
+        return false;
+    hsize_t start[3] = {(hsize_t)pick, 0, 0};
+    hsize_t count[3] = {1, (hsize_t)l->per_axis, (hsize_t)l->per_axis};
+    return agon__h5_read_block(l->d, 3, start, count, H5T_NATIVE_FLOAT, l->row);
+}
+
+/* Shades every pixel whose centre lies in the landscape's box by D there:
+ * grey 255 - D * LANDSCAPE_DEPTH, D clamped to [0, 1]. */
+static void draw_landscape(const plot_range *r, const landscape *l, picture *p)
+{
+    const int64_t size = p->width, n = l->per_axis;
+    for (int64_t row = 0; row < size; row++) {
+        double y = r->y0 + ((double)(size - 1 - row) + 0.5) / (double)size * r->span;
+        double f1 = (y - l->lo[1]) / (l->hi[1] - l->lo[1]) * (double)n;
+        if (!(f1 >= 0.0 && f1 < (double)n))
+            continue;
+        int64_t i1 = (int64_t)f1;
+        for (int64_t col = 0; col < size; col++) {
+            double x = r->x0 + ((double)col + 0.5) / (double)size * r->span;
+            double f0 = (x - l->lo[0]) / (l->hi[0] - l->lo[0]) * (double)n;
+            if (!(f0 >= 0.0 && f0 < (double)n))
+                continue;
+            float v = l->row[(int64_t)f0 * n + i1];
+            v = isnan(v) ? 0.0f : v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            p->pix[(size_t)row * (size_t)size + (size_t)col] =
+                (uint8_t)(PLOT_BACKGROUND - (int)lrintf(v * (float)LANDSCAPE_DEPTH));
+        }
+    }
+}
+
 static void draw_points(const plot_range *r, int64_t scale, const float *pts, int64_t n,
-                        picture *p)
+                        const landscape *ground, picture *p)
 {
     const int64_t size = p->width, dot = PLOT_DOT * scale;
     memset(p->pix, PLOT_BACKGROUND, (size_t)size * (size_t)size);
+    if (ground)
+        draw_landscape(r, ground, p);
     if (r->x0 <= 0.0 && 0.0 < r->x0 + r->span) {
         int64_t c = plot_pixel(0.0, r->x0, r->span, size);
         fill_rect(p, c, 0, c, size - 1, PLOT_AXIS);
@@ -783,7 +965,8 @@ static void draw_points(const plot_range *r, int64_t scale, const float *pts, in
 
 /* ---- the command ---------------------------------------------------------- */
 
-static int export_all(const samples *s, const export_opts *o, const int64_t *rows, size_t n_rows)
+static int export_all(const samples *s, const export_opts *o, const int64_t *rows, size_t n_rows,
+                      landscape *ground)
 {
     picture pic = {.channels = s->kind == KIND_RGB ? 3 : 1};
     grid g = {.scale = o->scale};
@@ -853,7 +1036,8 @@ static int export_all(const samples *s, const export_opts *o, const int64_t *row
         if ((rc = read_row(s, rows[k], buf)) != 0)
             break;
         if (s->kind == KIND_POINTS)
-            draw_points(&range, o->scale, buf, s->n, &pic);
+            draw_points(&range, o->scale, buf, s->n,
+                        landscape_at(ground, s->steps[rows[k]]) ? ground : NULL, &pic);
         else
             draw_grid(&g, buf, s->n, &pic);
         snprintf(path, base + 64, "%.*s%ssamples_step%0*" PRId64 ".png", (int)dir_len, o->dir,
@@ -888,8 +1072,12 @@ int agon_cli_export(int argc, char **argv)
     rc = samples_open(file, &s);
     if (rc == 0)
         rc = select_rows(&s, &o, &rows, &n_rows);
+    landscape ground = {.d = H5I_INVALID_HID};
+    if (rc == 0 && s.kind == KIND_POINTS && !o.no_landscape)
+        landscape_open(file, &ground);
     if (rc == 0)
-        rc = export_all(&s, &o, rows, n_rows);
+        rc = export_all(&s, &o, rows, n_rows, &ground);
+    landscape_close(&ground);
     free(rows);
     samples_close(&s);
     H5Fclose(file);

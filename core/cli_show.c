@@ -267,6 +267,64 @@ static int64_t show_scalars(hid_t file)
     return step;
 }
 
+/* A metric's tensor outputs (its series "tensors"), as
+ * "d [64, 64], samples [10, 2]" into buf; *step receives the step of the
+ * last snapshot.  False when the metric has no tensor snapshot yet. */
+static bool tensor_summary(hid_t metric, int64_t *step, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!agon__h5_is_object(metric, "tensors", H5O_TYPE_GROUP))
+        return false;
+    hid_t g = H5Gopen2(metric, "tensors", H5P_DEFAULT);
+    if (g < 0)
+        return false;
+    column_list cols = {0};
+    table_columns(g, &cols);
+    /* As for tables, only snapshots every column has count (a killed
+     * writer may leave the datasets at different lengths). */
+    int64_t rows = dataset_length(g, "step");
+    enum { MAX_RANK = 8 };
+    hsize_t(*dims)[MAX_RANK] = calloc(cols.count + 1, sizeof *dims);
+    int *ranks = calloc(cols.count + 1, sizeof *ranks);
+    for (size_t i = 0; dims && ranks && i < cols.count; i++) {
+        ranks[i] = -1;
+        hid_t ds = H5Dopen2(g, cols.names[i], H5P_DEFAULT);
+        if (ds >= 0) {
+            hid_t sp = H5Dget_space(ds);
+            if (sp >= 0) {
+                ranks[i] = H5Sget_simple_extent_ndims(sp);
+                if (ranks[i] > 0 && ranks[i] <= MAX_RANK)
+                    H5Sget_simple_extent_dims(sp, dims[i], NULL);
+                else
+                    ranks[i] = -1;
+                H5Sclose(sp);
+            }
+            H5Dclose(ds);
+        }
+        if (ranks[i] < 1 || (int64_t)dims[i][0] < rows)
+            rows = ranks[i] < 1 ? 0 : (int64_t)dims[i][0];
+    }
+    bool any = dims && ranks && cols.count > 0 && rows > 0 &&
+               dataset_element(g, "step", rows - 1, H5T_NATIVE_INT64, step);
+    size_t used = 0;
+    for (size_t i = 0; any && i < cols.count && used < cap; i++) {
+        int rank = ranks[i];
+        const hsize_t *dim = dims[i];
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s [", i ? ", " : "", cols.names[i]);
+        /* dims[0] counts the snapshots; the rest is one snapshot's shape. */
+        for (int d = 1; d < rank && used < cap; d++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%llu", d > 1 ? ", " : "",
+                                     (unsigned long long)dim[d]);
+        if (used < cap)
+            used += (size_t)snprintf(buf + used, cap - used, "]");
+    }
+    free(dims);
+    free(ranks);
+    column_list_fini(&cols);
+    H5Gclose(g);
+    return any;
+}
+
 static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *info, void *data)
 {
     if (!agon__h5_is_object(metrics, name, H5O_TYPE_GROUP))
@@ -276,15 +334,19 @@ static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *inf
         return 0;
     column_list cols = {0};
     table_columns(g, &cols);
-    int64_t step = -1;
+    int64_t step = -1, tensor_step = -1;
     int64_t row = table_last_row(g, &cols, &step);
-    if (row < 0) {
+    char tensors[512];
+    bool has_tensors = tensor_summary(g, &tensor_step, tensors, sizeof tensors);
+    if (row < 0 && !has_tensors) {
         printf("metric %s: no values yet\n", name);
     } else {
-        printf("metric %s @ step %lld: ", name, (long long)step);
+        printf("metric %s @ step %lld: ", name, (long long)(row >= 0 ? step : tensor_step));
         const char *sep = "";
-        for (size_t i = 0; i < cols.count; i++)
+        for (size_t i = 0; row >= 0 && i < cols.count; i++)
             print_value(&sep, cols.names[i], "%.4g", column_value(g, cols.names[i], row));
+        if (has_tensors)
+            printf("%stensors %s", sep, tensors);
         printf("\n");
     }
     column_list_fini(&cols);

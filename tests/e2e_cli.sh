@@ -143,6 +143,14 @@ expect "show" 0 "" -- "$AGON" show a.h5
 contains "show status" out.txt "completed"
 contains "show metric" out.txt "mode_coverage"
 contains "show config" out.txt "plugin: nonsaturating"
+contains "show a metric's tensor outputs" out.txt "metric mode_coverage @ step 300: modes"
+contains "show a metric's tensor shapes" out.txt "  tensors histogram [8]"
+expect "run with tensor-only metrics" 0 "" -- "$AGON" run "$SRC/experiments/ring8.yaml" -o t.h5 \
+  --set train.steps=20 --progress none \
+  --set 'metrics=[{plugin: d_landscape, every: 10, grid: 16}, {plugin: latent_interpolation, every: 10, points: 5}]'
+expect "show tensor-only metrics" 0 "" -- "$AGON" show t.h5 --no-config
+contains "show d_landscape" out.txt "metric d_landscape @ step 20: tensors d [16, 16]"
+contains "show latent_interpolation" out.txt "metric latent_interpolation @ step 20: tensors samples [5, 2], endpoints [2, 64]"
 if h5dump -H a.h5 >/dev/null 2>&1; then ok "h5dump reads the log"; else bad "h5dump reads the log"; fi
 if "$PY" - a.h5 <<'EOF'
 import sys, h5py, numpy as np

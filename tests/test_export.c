@@ -11,7 +11,8 @@
 #include <png.h>
 
 #define USAGE                                                                                      \
-    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]"
+    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]\n" \
+    "                   [--no-landscape]"
 
 /* ---- writing logs -------------------------------------------------------- */
 
@@ -521,6 +522,125 @@ static void test_points(void **state)
     free(dir);
 }
 
+static void put_attr_f64(hid_t obj, const char *name, double v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static void put_attr_str(hid_t obj, const char *name, const char *v)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, t, &v) >= 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+}
+
+/* A d_landscape metric group as agon writes it (docs/metrics.md): a 2x2
+ * grid over [-2, 2]^2, d[i0][i1] with i0 the x cell and i1 the y cell,
+ * evaluated at step 10 only.  `per_axis` is the attribute's value, so a
+ * group that disagrees with its tensor can be written too. */
+static void add_landscape(const char *path, const char *name, double per_axis)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t m = H5Lexists(f, "metrics", H5P_DEFAULT) > 0
+                  ? H5Gopen2(f, "metrics", H5P_DEFAULT)
+                  : H5Gcreate2(f, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = H5Gcreate2(m, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(g >= 0);
+    put_attr_str(g, "plugin", "d_landscape");
+    put_attr_f64(g, "grid_per_axis", per_axis);
+    put_attr_f64(g, "lo_0", -2.0);
+    put_attr_f64(g, "hi_0", 2.0);
+    put_attr_f64(g, "lo_1", -2.0);
+    put_attr_f64(g, "hi_1", 2.0);
+    hid_t t = H5Gcreate2(g, "tensors", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const int64_t step = 10;
+    const hsize_t one = 1, dims[3] = {1, 2, 2};
+    const float d[4] = {0.0f, 0.25f, 0.5f, 1.0f};
+    put_dataset(t, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, &one, &step);
+    put_dataset(t, "d", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, dims, d);
+    H5Gclose(t);
+    H5Gclose(g);
+    H5Gclose(m);
+    H5Fclose(f);
+}
+
+/* D's landscape under the scatter: the points of test_points on [-2.2,
+ * 2.2]^2, the landscape's box [-2, 2]^2 in four cells, each shaded
+ * 255 - round(D * 96): D 0 -> 255, 0.25 -> 231, 0.5 -> 207, 1 -> 159.
+ * Pixel (100, 100) lies at (-1.34, 1.34): cell (0, 1); (400, 100) at
+ * (1.24, 1.34): cell (1, 1); (400, 400) cell (1, 0); (100, 400) cell
+ * (0, 0); (5, 5) at (-2.16, 2.16) is outside the box. */
+static void test_landscape(void **state)
+{
+    (void)state;
+    char *dir = tmpdir("export_landscape");
+    char log[600], args[1400], want[2048], png[800];
+    snprintf(log, sizeof log, "%s/ring.h5", dir);
+    const int64_t steps[3] = {0, 10, 20};
+    const hsize_t dims[3] = {3, 4, 2};
+    const float x[3 * 4 * 2] = {0, 0, 2, 2, -2, -2, NAN, 1, 1, 0, 0, 1, -1, 0, 0, -1,
+                                2, -2, -2, 2, 0.5f, 0.5f, INFINITY, 0};
+    write_log(log, steps, 3, 3, dims, x, 0);
+    /* A malformed group sorts first and is passed over. */
+    add_landscape(log, "a_broken", 3.0);
+    add_landscape(log, "land", 2.0);
+    result r;
+    snprintf(args, sizeof args, "'%s' --png '%s'", log, dir);
+    run_export(&r, args);
+    snprintf(want, sizeof want,
+             "%s/samples_step00.png\n%s/samples_step10.png\n%s/samples_step20.png\n", dir, dir,
+             dir);
+    expect_ok(&r, want);
+    png_pic p[3];
+    for (int t = 0; t < 3; t++) {
+        snprintf(png, sizeof png, "%s/samples_step%02d.png", dir, (int)steps[t]);
+        load_png(png, &p[t]);
+        expect_format(&p[t], 512, 512, PNG_COLOR_TYPE_GRAY);
+    }
+    /* Step 0 comes before the first evaluation: no landscape. */
+    assert_int_equal(px(&p[0], 400, 100, 0), 255);
+    assert_int_equal(px(&p[0], 100, 100, 0), 255);
+    /* Steps 10 and 20 show the evaluation of step 10. */
+    for (int t = 1; t < 3; t++) {
+        assert_int_equal(px(&p[t], 100, 400, 0), 255);
+        assert_int_equal(px(&p[t], 100, 100, 0), 231);
+        assert_int_equal(px(&p[t], 400, 400, 0), 207);
+        assert_int_equal(px(&p[t], 400, 100, 0), 159);
+        assert_int_equal(px(&p[t], 5, 5, 0), 255);
+        /* Axes and dots are drawn over it. */
+        assert_int_equal(px(&p[t], 256, 450, 0), 200);
+        assert_int_equal(px(&p[t], 400, 255, 0), 200);
+    }
+    assert_int_equal(px(&p[1], 372, 255, 0), 0);
+    assert_int_equal(px(&p[2], 488, 488, 0), 0);
+    for (int t = 0; t < 3; t++)
+        free(p[t].pix);
+
+    snprintf(args, sizeof args, "'%s' --png '%s/plain' --steps 20 --no-landscape", log, dir);
+    run_export(&r, args);
+    snprintf(want, sizeof want, "%s/plain/samples_step20.png\n", dir);
+    expect_ok(&r, want);
+    snprintf(png, sizeof png, "%s/plain/samples_step20.png", dir);
+    load_png(png, &p[0]);
+    assert_int_equal(px(&p[0], 400, 100, 0), 255);
+    assert_int_equal(px(&p[0], 100, 100, 0), 255);
+    free(p[0].pix);
+    free(dir);
+}
+
 /* ---- a log still being written ---------------------------------------------------- */
 
 /* The writer keeps the file open in SWMR mode, as a running `agon run`
@@ -853,7 +973,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grey_grid),    cmocka_unit_test(test_grey_options),
         cmocka_unit_test(test_replace),      cmocka_unit_test(test_rgb_grid_cols),
-        cmocka_unit_test(test_points),       cmocka_unit_test(test_live_log),
+        cmocka_unit_test(test_points),       cmocka_unit_test(test_landscape),
+        cmocka_unit_test(test_live_log),
         cmocka_unit_test(test_usage_errors), cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_malformed),
     };
