@@ -22,8 +22,12 @@ function(agon_add_plugin name)
     PREFIX ""
     C_VISIBILITY_PRESET hidden
     C_STANDARD 11)
-  # Undefined symbols are caught at link time, not at dlopen time.
-  target_link_options(${name} PRIVATE -Wl,--no-undefined)
+  # Undefined symbols are caught at link time, not at dlopen time (except
+  # in agon's own fuzzing build, where clang's sanitizer runtime is in the
+  # executable).
+  if(NOT AGON_FUZZ)
+    target_link_options(${name} PRIVATE -Wl,--no-undefined)
+  endif()
   if(ARG_OUTPUT_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${ARG_OUTPUT_DIR})
   elseif(DEFINED AGON_BUILD_PLUGIN_DIR)
