@@ -493,6 +493,38 @@ int agon_registry_load_file(agon_registry *reg, const char *path, agon_error *er
     if (!real) {
         return plugin_fail(err, path, "open", "%s; check the path", strerror(errno));
     }
+    /* dlopen runs the plugin's constructors, so a file that any user can
+     * change is refused before it is opened: the code agon runs must be
+     * the code its owner put there.  (A file replaced between this check
+     * and dlopen is beyond what a check can catch; the directory rule
+     * below narrows that window to people who may write there anyway.) */
+    struct stat st;
+    if (stat(real, &st) == 0 && (st.st_mode & S_IWOTH)) {
+        int rc = plugin_fail(err, path, "trust",
+                             "the file is writable by every user (mode %04o), so anyone could "
+                             "change the code agon would run; make it private with chmod o-w",
+                             (unsigned)(st.st_mode & 07777));
+        free(real);
+        return rc;
+    }
+    char *slash = strrchr(real, '/');
+    if (slash) {
+        *slash = '\0';
+        bool open_dir = stat(real[0] ? real : "/", &st) == 0 && (st.st_mode & S_IWOTH) &&
+                        !(st.st_mode & S_ISVTX);
+        char dir_copy[PATH_MAX];
+        snprintf(dir_copy, sizeof dir_copy, "%s", real[0] ? real : "/");
+        *slash = '/';
+        if (open_dir) {
+            int rc = plugin_fail(err, path, "trust",
+                                 "its directory %s is writable by every user without the sticky "
+                                 "bit, so anyone could replace the file; move the plugin or "
+                                 "chmod o-w the directory",
+                                 dir_copy);
+            free(real);
+            return rc;
+        }
+    }
 
     char *path_copy = strdup(path);
     if (reg->n_plugins == reg->cap_plugins) {

@@ -188,6 +188,62 @@ static void test_open_failures(void **state)
     agon_registry_destroy(reg);
 }
 
+static void expect_loads(const char *path)
+{
+    agon_registry *reg = new_registry();
+    agon_error err = {0};
+    assert_int_equal(agon_registry_load_file(reg, path, &err), 0);
+    assert_int_equal(agon_registry_plugin_count(reg), 1);
+    agon_registry_destroy(reg);
+}
+
+/* A plugin any user could change is refused before dlopen runs its code:
+ * a file writable by others, or a file in a directory writable by others
+ * without the sticky bit. */
+static void test_untrusted_files(void **state)
+{
+    const char *dir = agon_test_tmpdir("trust");
+    char path[600], cmd[1400], out[256];
+    snprintf(path, sizeof path, "%s/good.so", dir);
+    snprintf(cmd, sizeof cmd, "cp good/good.so '%s' && chmod 0757 '%s'", path, path);
+    assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
+    expect_failure(path, AGON_EPLUGIN,
+                   "tmp_trust/good.so: plugin trust failed: the file is writable by every "
+                   "user (mode 0757), so anyone could change the code agon would run; make "
+                   "it private with chmod o-w");
+    assert_false(is_mapped(path));
+    assert_int_equal(chmod(path, 0755), 0);
+    expect_loads(path);
+
+    /* The same through a symbolic link: the file it points at counts. */
+    char link[600];
+    snprintf(link, sizeof link, "%s/link.so", dir);
+    assert_int_equal(symlink("good.so", link), 0);
+    assert_int_equal(chmod(path, 0777), 0);
+    expect_failure(link, AGON_EPLUGIN,
+                   "tmp_trust/link.so: plugin trust failed: the file is writable by every "
+                   "user (mode 0777), so anyone could change the code agon would run; make "
+                   "it private with chmod o-w");
+    assert_int_equal(chmod(path, 0755), 0);
+
+    assert_int_equal(chmod(dir, 0777), 0);
+    char *real_dir = realpath(dir, NULL);
+    assert_non_null(real_dir);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "tmp_trust/good.so: plugin trust failed: its directory %s is writable by every "
+             "user without the sticky bit, so anyone could replace the file; move the plugin "
+             "or chmod o-w the directory",
+             real_dir);
+    expect_failure(path, AGON_EPLUGIN, want);
+    free(real_dir);
+    /* /tmp's rule: with the sticky bit only a file's owner may replace it. */
+    assert_int_equal(chmod(dir, 01777), 0);
+    expect_loads(path);
+    assert_int_equal(chmod(dir, 0755), 0);
+    expect_loads(path);
+}
+
 static void test_symbol_and_descriptor_failures(void **state)
 {
     char expected[1024];
@@ -608,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_good_plugin),
         cmocka_unit_test(test_fini_reverse_order),
         cmocka_unit_test(test_open_failures),
+        cmocka_unit_test(test_untrusted_files),
         cmocka_unit_test(test_symbol_and_descriptor_failures),
         cmocka_unit_test(test_component_failures),
         cmocka_unit_test(test_bad_schema),

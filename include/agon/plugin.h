@@ -317,6 +317,9 @@ AGON_API void agon_registry_destroy(agon_registry *reg);
  * Every failure is one line:
  *     "PATH: plugin STEP failed: reason; what to do"
  * with PATH as given and STEP, in the order the checks run:
+ *     trust       the file (after symlinks) is writable by every user, or
+ *                 sits in a directory every user may write to without the
+ *                 sticky bit: refused before dlopen runs any of its code
  *     open        the file is missing or dlopen failed (dlerror's text)
  *     symbol      no AGON_PLUGIN_ENTRY_NAME symbol
  *     descriptor  the entry returned NULL (checked before abi), or the
