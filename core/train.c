@@ -1244,6 +1244,34 @@ static const char *non_finite_series(const step_stats *st)
     return NULL;
 }
 
+/* The first tensor of G or D, after the step's updates, that holds a NaN
+ * or infinity: a parameter ("discriminator/2.weight") before, with
+ * `grads`, a gradient ("discriminator/2.weight.grad"), D before G.  Writes
+ * "" when every one is finite.  Parameters are scanned every step (an
+ * update can make them infinite while every scalar of that step is still
+ * finite); gradients only once a run diverged, since a finite gradient
+ * norm means finite gradients. */
+static void non_finite_tensor(game *g, bool grads, char *buf, size_t cap)
+{
+    /* D first: it is updated first in a step, and a broken D passes its
+     * NaNs on to G's gradients within the same step. */
+    const agon_role order[AGON_ROLE_COUNT] = {AGON_ROLE_DISCRIMINATOR, AGON_ROLE_GENERATOR};
+    agon_net *nets[AGON_ROLE_COUNT] = {g->D, g->G};
+    buf[0] = '\0';
+    for (int pass = 0; pass < (grads ? 2 : 1); pass++) {
+        for (int r = 0; r < AGON_ROLE_COUNT; r++) {
+            for (size_t i = 0; i < agon_net_param_count(nets[r]); i++) {
+                agon_param *p = agon_net_param(nets[r], i);
+                if (!agon_tensor_all_finite(pass == 0 ? &p->value : &p->grad)) {
+                    snprintf(buf, cap, "%s/%s%s", agon_role_name(order[r]), p->name,
+                             pass == 0 ? "" : ".grad");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /* ---- progress ------------------------------------------------------------------ */
 
 typedef struct progress {
@@ -1390,6 +1418,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     int64_t step = 0;
     int diverged_step = -1;
     const char *diverged_series = NULL;
+    char diverged_tensor[128] = "";
 
     if (rl.samples)
         rc = snapshot_samples(&g, &rl, 0, err);
@@ -1410,6 +1439,9 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         if (rc != 0)
             break;
         diverged_series = non_finite_series(&st);
+        non_finite_tensor(&g, diverged_series != NULL, diverged_tensor, sizeof diverged_tensor);
+        if (!diverged_series && diverged_tensor[0])
+            diverged_series = "";   /* the scalars are finite, a parameter is not */
         bool last = step == steps || diverged_series;
         if (step % ls->every == 0 || last) {
             const double row[N_SCALARS] = {st.loss_d, st.loss_g, st.d_real,
@@ -1419,10 +1451,21 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         if (diverged_series) {
             diverged_step = (int)step;
             status = "diverged";
-            snprintf(message, sizeof message,
-                     "step %lld: %s is not finite; lower the learning rates or check the "
-                     "data and the loss",
-                     (long long)step, diverged_series);
+            if (diverged_series[0] && diverged_tensor[0])
+                snprintf(message, sizeof message,
+                         "step %lld: %s is not finite, and the first non-finite tensor is %s; "
+                         "lower the learning rates or check the data and the loss",
+                         (long long)step, diverged_series, diverged_tensor);
+            else if (diverged_series[0])
+                snprintf(message, sizeof message,
+                         "step %lld: %s is not finite while every parameter and gradient is; "
+                         "check the data and the loss",
+                         (long long)step, diverged_series);
+            else
+                snprintf(message, sizeof message,
+                         "step %lld: %s is not finite; lower the learning rates or check the "
+                         "data and the loss",
+                         (long long)step, diverged_tensor);
             rc = AGON_EDIVERGED;
             break;
         }
@@ -1462,6 +1505,9 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         lrc = agon_log_attr_int(rl.log, "/diverged", "step", diverged_step, &log_err);
         if (lrc == 0)
             lrc = agon_log_attr_string(rl.log, "/diverged", "series", diverged_series,
+                                       &log_err);
+        if (lrc == 0)
+            lrc = agon_log_attr_string(rl.log, "/diverged", "tensor", diverged_tensor,
                                        &log_err);
     }
     if (lrc == 0)

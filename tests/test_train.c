@@ -166,6 +166,26 @@ static void test_divergence(void **st)
     /* The diverging step's row is logged too, and the log says how far it got. */
     assert_int_equal((int64_t)n, r.steps_done);
     assert_int_equal(read_root_int("diverged.h5", "steps_done"), r.steps_done);
+    /* The log names the scalar and the first non-finite tensor, and that
+     * tensor really is non-finite in /final. */
+    char series[64], tensor[128], message[512], want[512], path[200];
+    agon_test_read_string_attr("diverged.h5", "/diverged", "series", series, sizeof series);
+    agon_test_read_string_attr("diverged.h5", "/diverged", "tensor", tensor, sizeof tensor);
+    agon_test_read_string_attr("diverged.h5", "/", "status_message", message, sizeof message);
+    assert_true(strcmp(series, "loss_d") == 0 || strcmp(series, "loss_g") == 0);
+    assert_true(strncmp(tensor, "discriminator/", 14) == 0 || strncmp(tensor, "generator/", 10) == 0);
+    snprintf(want, sizeof want,
+             "step %lld: %s is not finite, and the first non-finite tensor is %s; lower the "
+             "learning rates or check the data and the loss",
+             (long long)r.steps_done, series, tensor);
+    assert_string_equal(message, want);
+    static float values[1 << 16];
+    snprintf(path, sizeof path, "/final/%s", tensor);
+    size_t m = agon_test_read_floats("diverged.h5", path, values, 1 << 16);
+    bool finite = true;
+    for (size_t i = 0; i < m; i++)
+        finite = finite && isfinite(values[i]);
+    assert_false(finite);
     agon_registry_destroy(reg);
 }
 
