@@ -558,7 +558,11 @@ static void check_number(vsink *s, const agon_node *n, const agon_param_spec *sp
         char lo[40], hi[40];
         format_bound(spec->min, lo, sizeof lo);
         format_bound(spec->max, hi, sizeof hi);
-        vreport(s, n, "%s is out of range [%s, %s]", n->text, lo, hi);
+        if (isnan(x))
+            vreport(s, n, "%s is not a number; use a value from %s to %s", n->text, lo, hi);
+        else
+            vreport(s, n, "%s is out of range [%s, %s]; use a value from %s to %s", n->text, lo,
+                    hi, lo, hi);
     }
 }
 

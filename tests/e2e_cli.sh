@@ -73,7 +73,7 @@ train:
 EOF
 # Keys are checked in the merged map's order: the base's keys first.
 expect "several errors at once" 3 "bad_keys.yaml:4:10: train.steps: expected an integer, got 'many'
-bad_keys.yaml:5:15: train.batch_size: 0 is out of range [1, 1048576]
+bad_keys.yaml:5:15: train.batch_size: 0 is out of range [1, 1048576]; use a value from 1 to 1048576
 bad_keys.yaml:3:3: train.d_stpes: unknown key 'd_stpes' for train; did you mean 'd_steps'?" -- "$AGON" validate bad_keys.yaml
 
 cat >bad_top.yaml <<EOF
@@ -246,6 +246,8 @@ many_dirs=()
 for _ in $(seq 65); do many_dirs+=("--plugin-path=."); done
 expect "more --plugin-path= options than agon keeps" 2 "agon: too many --plugin-path options (see agon --help)" -- \
   "$AGON" validate minimal.yaml "${many_dirs[@]}"
+expect "NaN for a number" 3 "--set:1:1: g_optimizer.lr: .nan is not a number; use a value from 0 to inf" -- \
+  "$AGON" validate minimal.yaml --set g_optimizer.lr=.nan
 expect "settings without a plugin use the default optimizer" 0 "" -- "$AGON" validate minimal.yaml --set g_optimizer.lr=1e-4
 if "$PY" - out.txt <<'EOF'
 import sys

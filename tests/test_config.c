@@ -1037,7 +1037,7 @@ static void test_schema_check(void **st)
     };
     assert_int_equal(check_schema(range, &err), AGON_EPLUGIN);
     assert_string_equal(err.message, "parameter 'lr': default '2' is invalid: lr: 2 is out of "
-                                     "range [0, 1]; fix the schema");
+                                     "range [0, 1]; use a value from 0 to 1; fix the schema");
 
     const agon_param_spec list_range[] = {
         {"hidden", AGON_PARAM_INT_LIST, "[64, 0]", 1, 4096, NULL, "widths"},
@@ -1045,7 +1045,7 @@ static void test_schema_check(void **st)
     };
     assert_int_equal(check_schema(list_range, &err), AGON_EPLUGIN);
     assert_string_equal(err.message, "parameter 'hidden': default '[64, 0]' is invalid: "
-                                     "hidden[1]: 0 is out of range [1, 4096]; fix the schema");
+                                     "hidden[1]: 0 is out of range [1, 4096]; use a value from 1 to 4096; fix the schema");
 
     const agon_param_spec choice[] = {
         {"layout", AGON_PARAM_CHOICE, "hex", AGON_NO_RANGE, "ring|grid", "layout"},
@@ -1144,12 +1144,12 @@ static void test_schema_apply_errors(void **st)
     assert_diag(&d, EXPECT(
         "x.yaml:2:11: dataset.layout: 'rng' is not one of ring, grid, line, explicit; did you "
         "mean 'ring'?",
-        "x.yaml:3:12: dataset.n_modes: 0 is out of range [1, 1000]",
+        "x.yaml:3:12: dataset.n_modes: 0 is out of range [1, 1000]; use a value from 1 to 1000",
         "x.yaml:4:8: dataset.std: expected a number, got 'wide'",
         "x.yaml:5:21: dataset.centers[1]: this row has 1 values but the first row has 2; give "
         "every row the same length",
         "x.yaml:5:30: dataset.centers[2][1]: expected a number, got 'x'",
-        "x.yaml:6:16: dataset.hidden[1]: 5000 is out of range [1, 4096]",
+        "x.yaml:6:16: dataset.hidden[1]: 5000 is out of range [1, 4096]; use a value from 1 to 4096",
         "x.yaml:7:3: dataset.n_mode: unknown key 'n_mode' for dataset; did you mean 'n_modes'?",
         "x.yaml:8:3: dataset.zzz: unknown key 'zzz' for dataset; known keys: layout, n_modes, "
         "std, radius, centers, hidden, weights, shuffle, label, seed, plugin",
@@ -1184,7 +1184,7 @@ static void test_schema_apply_errors(void **st)
     agon_schema_apply(cfg, find(agon_config_root(cfg), "train"), train_schema, NULL, "train",
                       &d);
     assert_diag(&d, EXPECT("x.yaml:2:10: train.steps: expected an integer, got 'many'",
-                           "x.yaml:3:12: train.d_steps: 0 is out of range [1, 1000]"));
+                           "x.yaml:3:12: train.d_steps: 0 is out of range [1, 1000]; use a value from 1 to 1000"));
     agon_diag_fini(&d);
 
     /* A node of another config is a caller bug, not a config error. */
@@ -1226,7 +1226,8 @@ static void test_schema_apply_defaults(void **st)
                      AGON_ECONFIG);
     /* .inf is a float, but outside [-100, 100]. */
     assert_diag(&d, EXPECT("x.yaml:7:28: dataset.centers[1][1]: .inf is out of range [-100, "
-                           "100]"));
+                           "100]; use a value from -100 to "
+                           "100"));
     agon_diag_fini(&d);
     agon_config_destroy(cfg);
 
@@ -1314,7 +1315,7 @@ static void test_schema_single_value_range(void **st)
     assert_int_equal(agon_schema_apply(cfg, find(agon_config_root(cfg), "s"), only_one, NULL,
                                        "s", &d),
                      AGON_ECONFIG);
-    assert_diag(&d, EXPECT("x.yaml:2:6: s.k: 2 is out of range [1, 1]"));
+    assert_diag(&d, EXPECT("x.yaml:2:6: s.k: 2 is out of range [1, 1]; use a value from 1 to 1"));
     agon_diag_fini(&d);
     agon_config_destroy(cfg);
 

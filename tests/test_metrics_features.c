@@ -835,9 +835,9 @@ static void test_errors(void **state)
                      "empty; lower splits or raise n_fake");
     /* A Gaussian fit needs two samples; the bounds are in the schema. */
     expect_load_error("  - plugin: frechet\n    n_fake: 1\n",
-                      DIR "/exp.yaml:7:13: metrics[0].n_fake: 1 is out of range [2, 1000000]");
+                      DIR "/exp.yaml:7:13: metrics[0].n_fake: 1 is out of range [2, 1000000]; use a value from 2 to 1000000");
     expect_load_error("  - plugin: precision_recall\n    k: 0\n",
-                      DIR "/exp.yaml:7:8: metrics[0].k: 0 is out of range [1, 1000000]");
+                      DIR "/exp.yaml:7:8: metrics[0].k: 0 is out of range [1, 1000000]; use a value from 1 to 1000000");
 }
 
 int main(void)
