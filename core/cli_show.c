@@ -514,7 +514,9 @@ static hid_t open_log(const char *path, int *code)
         return H5I_INVALID_HID;
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 == 0) {
-        fprintf(stderr, "%s: not an HDF5 file, so not an agon run log\n", path);
+        fprintf(stderr, "%s: not an HDF5 file, so not an agon run log; give the .h5 file that "
+                        "agon run wrote\n",
+                path);
         *code = AGON_EDATA;
         return H5I_INVALID_HID;
     }
@@ -526,13 +528,15 @@ static hid_t open_log(const char *path, int *code)
         const char *hint = strstr(d.text, "h5clear")
                                ? "; if its writer crashed, repair a copy with "
                                  "`h5clear -s --increment=0 FILE` (never plain `h5clear -s`)"
-                               : "";
+                               : "; check that it is a complete run log";
         fprintf(stderr, "%s: cannot open HDF5 file (HDF5: %s)%s\n", path, d.text, hint);
         *code = AGON_EIO;
         return H5I_INVALID_HID;
     }
     if (H5Aexists(file, "format_version") <= 0) {
-        fprintf(stderr, "%s: not an agon run log (no format_version attribute)\n", path);
+        fprintf(stderr, "%s: not an agon run log (no format_version attribute); give the .h5 "
+                        "file that agon run wrote\n",
+                path);
         H5Fclose(file);
         *code = AGON_EDATA;
         return H5I_INVALID_HID;

@@ -827,14 +827,18 @@ static void test_show_errors(void **state)
 
     snprintf(path, sizeof path, "%s/notes.txt", dir);
     agon_test_write_file(path, "this is not HDF5\n");
-    snprintf(msg, sizeof msg, "%s: not an HDF5 file, so not an agon run log\n", path);
+    snprintf(msg, sizeof msg, "%s: not an HDF5 file, so not an agon run log; give the .h5 file "
+             "that agon run wrote\n",
+             path);
     expect_show_error(path, AGON_EDATA, msg);
 
     snprintf(path, sizeof path, "%s/other.h5", dir);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(f >= 0);
     H5Fclose(f);
-    snprintf(msg, sizeof msg, "%s: not an agon run log (no format_version attribute)\n", path);
+    snprintf(msg, sizeof msg, "%s: not an agon run log (no format_version attribute); give the .h5 "
+             "file that agon run wrote\n",
+             path);
     expect_show_error(path, AGON_EDATA, msg);
 
     snprintf(path, sizeof path, "%s/absent.h5", dir);

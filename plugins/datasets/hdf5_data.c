@@ -413,8 +413,10 @@ static int load(const h5d_options *o, h5d_state *s, agon_dataset_info *info, ago
     }
     hid_t file = is_h5 > 0 ? H5Fopen(o->file, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
     if (file < 0) {
-        return agon_error_set(err, AGON_EIO, "%s: HDF5 could not open the file (%s)", o->file,
-                              h5_reason(why));
+        return agon_error_set(err, AGON_EIO,
+                              "%s: HDF5 could not open the file (%s); check that the file is "
+                              "complete and not being written",
+                              o->file, h5_reason(why));
     }
     int rc = read_samples(file, o, s, &info->sample_shape, err);
     if (rc == 0 && o->labels[0])
