@@ -627,6 +627,12 @@ static agon_node *build_scalar(builder *b, yaml_event_t *ev, const char *path)
                              &ev->start_mark, path);
     if (!n)
         return NULL;
+    /* agon's strings end at a NUL; a value that holds one would be read
+     * as a shorter value than the file says. */
+    if (!is_null && memchr(value, '\0', len))
+        report(b, AGON_ECONFIG, &ev->start_mark, path,
+               "the value contains a NUL character (\\0 in a double-quoted string); "
+               "remove it");
     if (!is_null) {
         n->quoted = !plain;
         n->text = malloc(len + 1);
@@ -719,6 +725,10 @@ static char *build_key(builder *b, yaml_event_t *kev, const char *path, int dept
             *ok = false;
         } else if (kev->data.scalar.length == 0) {
             report(b, AGON_ECONFIG, &kev->start_mark, path, "empty key; give the key a name");
+        } else if (memchr(kev->data.scalar.value, '\0', kev->data.scalar.length)) {
+            report(b, AGON_ECONFIG, &kev->start_mark, path,
+                   "the key contains a NUL character (\\0 in a double-quoted string); "
+                   "remove it");
         } else if (!(key = strdup((const char *)kev->data.scalar.value))) {
             report_oom(b);
             *ok = false;

@@ -374,6 +374,17 @@ static void test_non_scalar_keys(void **st)
     const char *empty = "\"\": 1\n";
     parse_fails(empty, strlen(empty), AGON_ECONFIG,
                 EXPECT("x.yaml:1:1: empty key; give the key a name"));
+    /* "\0" in a double-quoted string is a NUL: agon's strings would end
+     * there, so "\0abc" would read as an empty key (found by fuzzing:
+     * agon then wrote a resolved config it could not read back). */
+    const char *nul_key = "\"\\0abc\": 1\n";
+    parse_fails(nul_key, strlen(nul_key), AGON_ECONFIG,
+                EXPECT("x.yaml:1:1: the key contains a NUL character (\\0 in a double-quoted "
+                       "string); remove it"));
+    const char *nul_value = "seed: \"1\\0 2\"\n";
+    parse_fails(nul_value, strlen(nul_value), AGON_ECONFIG,
+                EXPECT("x.yaml:1:7: seed: the value contains a NUL character (\\0 in a "
+                       "double-quoted string); remove it"));
 }
 
 static void test_documents_and_roots(void **st)

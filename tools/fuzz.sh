@@ -3,8 +3,9 @@
 # under AddressSanitizer and UndefinedBehaviorSanitizer.
 #   bash tools/fuzz.sh [SECONDS]        (default 60)
 # Builds into build-fuzz with clang, seeds the corpus with every shipped
-# experiment file, and keeps the grown corpus in build-fuzz/corpus between
-# runs.  A crash, leak, hang (10 s) or failed property leaves its input in
+# experiment file and the inputs of tests/fuzz/regressions (each once a
+# finding, fixed, with a unit test of its own), and keeps the grown corpus
+# in build-fuzz/corpus between runs.  A crash, leak, hang (10 s) or failed property leaves its input in
 # build-fuzz/ (crash-*, leak-*, timeout-*) and a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,7 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DAGON_FUZZ=ON -DAGON
 cmake --build build-fuzz -j "$(nproc)" >/dev/null
 mkdir -p build-fuzz/corpus build-fuzz/seeds
 find experiments -name '*.yaml' -exec cp {} build-fuzz/seeds/ \;
+cp tests/fuzz/regressions/* build-fuzz/seeds/
 cd build-fuzz
 # Absolute paths: the harness works in a directory of its own.  Leak
 # checking stays on (libFuzzer's -detect_leaks=1 is the default).
