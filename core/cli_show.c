@@ -7,6 +7,9 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +435,34 @@ static void format_duration(long long s, char *buf, size_t cap)
         snprintf(buf, cap, "%lld s (%lld:%02lld:%02lld)", s, s / 3600, s / 60 % 60, s % 60);
 }
 
+/* A log whose status is still "running": its writer is alive, or it was
+ * killed.  The log names the writer's host and process id; on the same
+ * host a process that no longer exists settles it (a reused pid can make
+ * a dead run look alive, never the other way round). */
+static void show_running(const char *path, hid_t file, int64_t done)
+{
+    char *host = attr_string(file, "host");
+    int64_t pid = 0;
+    char here[256] = "";
+    gethostname(here, sizeof here - 1);
+    if (host && attr_int(file, "pid", &pid) && pid > 0 && pid <= INT32_MAX) {
+        if (strcmp(host, here) != 0) {
+            printf("%s: running on %s (pid %lld) or interrupted there, %lld steps so far\n",
+                   path, host, (long long)pid, (long long)done);
+        } else if (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
+            printf("%s: running (pid %lld), %lld steps so far\n", path, (long long)pid,
+                   (long long)done);
+        } else {
+            printf("%s: interrupted at step %lld (its writer, pid %lld, is gone); the log "
+                   "holds every step up to its last flush\n",
+                   path, (long long)done, (long long)pid);
+        }
+    } else {
+        printf("%s: running (or interrupted), %lld steps so far\n", path, (long long)done);
+    }
+    free(host);
+}
+
 /* The status line: "<file>: completed, 10000/10000 steps, 42 s". */
 static void show_status(const char *path, hid_t file, int64_t last_step)
 {
@@ -449,7 +480,7 @@ static void show_status(const char *path, hid_t file, int64_t last_step)
         done = last_step > 0 ? last_step : 0;
 
     if (!status || strcmp(status, "running") == 0) {
-        printf("%s: running (or interrupted), %lld steps so far\n", path, (long long)done);
+        show_running(path, file, done);
     } else {
         printf("%s: %s", path, status);
         if (message && message[0] && strcmp(status, "completed") != 0)

@@ -1099,6 +1099,9 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     if (rc == 0) rc = agon_log_attr_string(log, "/", "run_id", exp->run_id, err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "seed", (int64_t)exp->seed, err);
     if (rc == 0) rc = agon_log_attr_string(log, "/", "host", host, err);
+    /* With host, the writer's process id lets a reader tell a run that is
+     * still going from one whose writer died. */
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "pid", (int64_t)getpid(), err);
     if (rc == 0) rc = agon_log_attr_string(log, "/", "start_time", started, err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_planned", g->ts->steps, err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_done", 0, err);

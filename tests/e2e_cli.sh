@@ -151,6 +151,22 @@ expect "run with tensor-only metrics" 0 "" -- "$AGON" run "$SRC/experiments/ring
 expect "show tensor-only metrics" 0 "" -- "$AGON" show t.h5 --no-config
 contains "show d_landscape" out.txt "metric d_landscape @ step 20: tensors d [16, 16]"
 contains "show latent_interpolation" out.txt "metric latent_interpolation @ step 20: tensors samples [5, 2], endpoints [2, 64]"
+# A run killed with SIGKILL: show tells a live writer from a dead one.
+"$AGON" run "$SRC/experiments/ring8.yaml" -o killed.h5 --set train.steps=1000000 \
+  --set log.flush_seconds=0.2 --progress none >/dev/null 2>&1 &
+writer=$!
+for _ in $(seq 100); do
+  [ -f killed.h5 ] && "$AGON" show killed.h5 --no-config 2>/dev/null | grep -q "steps so far" && break
+  sleep 0.1
+done
+sleep 1
+expect "show a live run" 0 "" -- "$AGON" show killed.h5 --no-config
+contains "show names the live writer" out.txt "killed.h5: running (pid $writer), "
+kill -9 "$writer"
+wait "$writer" 2>/dev/null
+expect "show a killed run" 0 "" -- "$AGON" show killed.h5 --no-config
+contains "show says interrupted" out.txt "killed.h5: interrupted at step "
+contains "show names the dead writer" out.txt "(its writer, pid $writer, is gone); the log holds every step up to its last flush"
 if h5dump -H a.h5 >/dev/null 2>&1; then ok "h5dump reads the log"; else bad "h5dump reads the log"; fi
 if "$PY" - a.h5 <<'EOF'
 import sys, h5py, numpy as np
@@ -181,10 +197,10 @@ then ok "log layout read back with h5py"; else bad "log layout read back with h5
 if "$PY" "$SRC/tests/h5_compare.py" a.h5 b.h5 >cmp.txt; then
   ok "same config and seed: identical datasets"
 else bad "same config and seed: identical datasets: $(cat cmp.txt)"; fi
-# h5diff, the HDF5 tool, agrees: only the timestamps, the loop time and the command line
+# h5diff, the HDF5 tool, agrees: only the timestamps, the loop time, the process id and the command line
 # (which names the output file) differ.
 h5diff a.h5 b.h5 >h5diff.txt 2>&1
-if [ -s h5diff.txt ] && ! grep -vqE '^attribute: <(command|start_time|end_time|train_seconds) of </>> and <(command|start_time|end_time|train_seconds) of </>>$|^[0-9]+ differences? found$' h5diff.txt; then
+if [ -s h5diff.txt ] && ! grep -vqE '^attribute: <(command|start_time|end_time|train_seconds|pid) of </>> and <(command|start_time|end_time|train_seconds|pid) of </>>$|^[0-9]+ differences? found$' h5diff.txt; then
   ok "h5diff: only timestamps and command differ"
 else bad "h5diff: only timestamps and command differ: $(head -c 800 h5diff.txt)"; fi
 "$AGON" run "$SRC/experiments/ring8.yaml" -o c.h5 "${short[@]}" --set 'metrics=[]' >/dev/null 2>&1
