@@ -613,6 +613,34 @@ static agon_node *expand_alias(builder *b, const agon_node *src, const char *pat
 
 static agon_node *build(builder *b, yaml_event_t *ev, const char *path, int depth);
 
+/* The first code point of the (valid UTF-8) text that libyaml would write
+ * back raw although YAML does not allow it raw in a file: the C1 controls
+ * U+0080-U+009F other than U+0085, and U+FFFE and U+FFFF.  Such characters
+ * can only come from escapes in double-quoted strings ("\u0099").  Other
+ * controls (tab, "\x01", DEL) are written back as escapes and stay
+ * allowed.  Refusing these keeps the promise that agon reads back every
+ * config it writes (a log's resolved config is what a rerun reads).
+ * Returns 0 when there is none, and 0x110000 for NUL, which has its own
+ * message. */
+static uint32_t first_unwritable(const unsigned char *t, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        uint32_t c = t[i];
+        size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (i + n > len)
+            return 0;   /* libyaml hands out valid UTF-8 only */
+        for (size_t k = 1; k < n; k++)
+            c = (c << 6) | (t[i + k] & 0x3F);
+        c &= n == 1 ? 0x7F : n == 2 ? 0x7FF : n == 3 ? 0xFFFF : 0x1FFFFF;
+        if (c == 0)
+            return 0x110000;
+        if ((c >= 0x80 && c <= 0x9F && c != 0x85) || c == 0xFFFE || c == 0xFFFF)
+            return c;
+        i += n;
+    }
+    return 0;
+}
+
 static agon_node *build_scalar(builder *b, yaml_event_t *ev, const char *path)
 {
     const char *value = (const char *)ev->data.scalar.value;
@@ -629,10 +657,16 @@ static agon_node *build_scalar(builder *b, yaml_event_t *ev, const char *path)
         return NULL;
     /* agon's strings end at a NUL; a value that holds one would be read
      * as a shorter value than the file says. */
-    if (!is_null && memchr(value, '\0', len))
+    uint32_t bad = is_null ? 0 : first_unwritable((const unsigned char *)value, len);
+    if (bad == 0x110000)
         report(b, AGON_ECONFIG, &ev->start_mark, path,
                "the value contains a NUL character (\\0 in a double-quoted string); "
                "remove it");
+    else if (bad)
+        report(b, AGON_ECONFIG, &ev->start_mark, path,
+               "the value contains the character U+%04X (an escape in a double-quoted string), "
+               "which a YAML file cannot hold; remove it",
+               (unsigned)bad);
     if (!is_null) {
         n->quoted = !plain;
         n->text = malloc(len + 1);
@@ -729,6 +763,12 @@ static char *build_key(builder *b, yaml_event_t *kev, const char *path, int dept
             report(b, AGON_ECONFIG, &kev->start_mark, path,
                    "the key contains a NUL character (\\0 in a double-quoted string); "
                    "remove it");
+        } else if (first_unwritable(kev->data.scalar.value, kev->data.scalar.length)) {
+            report(b, AGON_ECONFIG, &kev->start_mark, path,
+                   "the key contains the character U+%04X (an escape in a double-quoted "
+                   "string), which a YAML file cannot hold; remove it",
+                   (unsigned)first_unwritable(kev->data.scalar.value,
+                                               kev->data.scalar.length));
         } else if (!(key = strdup((const char *)kev->data.scalar.value))) {
             report_oom(b);
             *ok = false;

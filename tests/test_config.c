@@ -385,6 +385,29 @@ static void test_non_scalar_keys(void **st)
     parse_fails(nul_value, strlen(nul_value), AGON_ECONFIG,
                 EXPECT("x.yaml:1:7: seed: the value contains a NUL character (\\0 in a "
                        "double-quoted string); remove it"));
+    /* Characters a YAML file cannot hold raw and libyaml would write back
+     * raw, written as escapes (found by fuzzing: agon wrote U+0099 back
+     * and then refused to read it). */
+    const char *c1_key = "\": \\u0099\": 1\n";
+    parse_fails(c1_key, strlen(c1_key), AGON_ECONFIG,
+                EXPECT("x.yaml:1:1: the key contains the character U+0099 (an escape in a "
+                       "double-quoted string), which a YAML file cannot hold; remove it"));
+    const char *fffe = "description: \"a\\ufffeb\"\n";
+    parse_fails(fffe, strlen(fffe), AGON_ECONFIG,
+                EXPECT("x.yaml:1:14: description: the value contains the character U+FFFE (an "
+                       "escape in a double-quoted string), which a YAML file cannot hold; "
+                       "remove it"));
+    /* Tabs, line breaks, other controls and printable characters stay
+     * allowed. */
+    const char *fine = "description: \"tab\\there\\nline\\x01 \\u0085\\u00e9 \\U0001F600\"\n";
+    agon_diag d;
+    agon_diag_init(&d);
+    agon_config *cfg = agon_config_parse(fine, strlen(fine), "x.yaml", &d);
+    assert_non_null(cfg);
+    assert_string_equal(agon_node_scalar(agon_node_get(agon_config_root(cfg), "description")),
+                        "tab\there\nline\x01 \xc2\x85\xc3\xa9 \xf0\x9f\x98\x80");
+    agon_config_destroy(cfg);
+    agon_diag_fini(&d);
 }
 
 static void test_documents_and_roots(void **st)
