@@ -93,6 +93,8 @@ struct agon_net {
     size_t n_params, cap_params;
     agon_buffer **buffers;
     size_t n_buffers, cap_buffers;
+    agon_rng **rngs;
+    size_t n_rngs, cap_rngs;
 };
 
 static bool sample_shape_ok(const agon_shape *s)
@@ -170,6 +172,7 @@ void agon_net_destroy(agon_net *net)
     free(net->layers);
     free(net->params);
     free(net->buffers);
+    free(net->rngs);
     agon_arena_destroy(net->arena);
     free(net);
 }
@@ -510,4 +513,27 @@ agon_buffer *agon_net_buffer(agon_net *net, size_t i)
     if (i >= net->n_buffers)
         return NULL;
     return net->buffers[i];
+}
+
+/* ---- random streams -------------------------------------------------------------- */
+
+int agon_net_add_rng(agon_net *net, agon_rng *rng, agon_error *err)
+{
+    if (!rng)
+        return agon_error_set(err, AGON_EINTERNAL, "agon_net_add_rng: no stream given");
+    int rc = grow((void **)&net->rngs, &net->cap_rngs, net->n_rngs + 1, sizeof *net->rngs, err);
+    if (rc != 0)
+        return rc;
+    net->rngs[net->n_rngs++] = rng;
+    return 0;
+}
+
+size_t agon_net_rng_count(const agon_net *net)
+{
+    return net->n_rngs;
+}
+
+agon_rng *agon_net_rng(agon_net *net, size_t i)
+{
+    return i < net->n_rngs ? net->rngs[i] : NULL;
 }

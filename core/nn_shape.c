@@ -149,5 +149,7 @@ int agon_net_add_dropout(agon_net *net, float p, agon_rng *rng, agon_error *err)
     s->threshold = (uint32_t)llround((double)p * 4294967296.0);
     s->scale = (float)(1.0 / (1.0 - (double)p));
     s->mask = mask;
-    return agon_net_add_layer(net, &dropout_ops, s, &shape, 0, NULL, NULL, NULL, err);
+    int rc = agon_net_add_layer(net, &dropout_ops, s, &shape, 0, NULL, NULL, NULL, err);
+    /* The layer owns s from here on, also when registering fails. */
+    return rc != 0 ? rc : agon_net_add_rng(net, &s->rng, err);
 }

@@ -28,8 +28,12 @@ void agon_rng_seed(agon_rng *rng, uint64_t seed, const char *name)
      * hash keeps streams of neighbouring seeds unrelated. */
     uint64_t mix = seed;
     uint64_t x = splitmix64(&mix) ^ agon_hash_fnv1a64(name);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 4; i++) {
         rng->s[i] = splitmix64(&x);
+        rng->epoch_origin[i] = 0;
+    }
+    rng->epoch_size = 0;
+    rng->epoch_pos = 0;
 }
 
 static inline uint64_t rotl(uint64_t x, int k)

@@ -1,20 +1,30 @@
-/* Shuffled epochs with one cursor per rng (the contract is agon/sampler.h). */
+/* Shuffled epochs whose place lives in the rng (the contract is
+ * agon/sampler.h).
+ *
+ * An epoch's order is a function of the rng state it was drawn from (its
+ * origin), so the sampler only caches orders: a cache miss (an order
+ * pushed out by other streams, or a process that restored an rng from a
+ * checkpoint) redraws the order from a copy of the origin and gets the
+ * same permutation.  What a stream draws therefore never depends on which
+ * other streams drew, or on the cache. */
 #include "agon/sampler.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
-typedef struct cursor {
-    const agon_rng *owner;  /* NULL: free */
-    uint64_t last_use;      /* the sampler's use count at the owner's last draw */
-    int64_t pos;            /* next index into perm; == size: the epoch is over */
+typedef struct order {
+    bool used;
+    uint64_t origin[4];     /* the rng state the permutation was drawn from */
+    uint64_t last_use;      /* the sampler's use count at its last lookup */
     uint32_t *perm;         /* [size], inside the sampler's own allocation */
-} cursor;
+} order;
 
 struct agon_epoch_sampler {
     int64_t size;
     uint64_t uses;
-    cursor cursors[AGON_EPOCH_SAMPLER_STREAMS];
+    order orders[AGON_EPOCH_SAMPLER_STREAMS];
     uint32_t perms[];       /* [AGON_EPOCH_SAMPLER_STREAMS * size] */
 };
 
@@ -42,7 +52,7 @@ agon_epoch_sampler *agon_epoch_sampler_create(int64_t size, agon_error *err)
     s->size = size;
     s->uses = 0;
     for (int i = 0; i < AGON_EPOCH_SAMPLER_STREAMS; i++)
-        s->cursors[i] = (cursor){NULL, 0, size, s->perms + (size_t)i * (size_t)size};
+        s->orders[i] = (order){.perm = s->perms + (size_t)i * (size_t)size};
     return s;
 }
 
@@ -51,49 +61,68 @@ void agon_epoch_sampler_destroy(agon_epoch_sampler *s)
     free(s);
 }
 
-/* The cursor of `rng`: its own, else the first free one, else the least
- * recently used one (which then starts a new epoch for this rng).  Cursor
- * 0 goes to the first rng that ever draws (in a run, training's) and is
- * never taken over. */
-static cursor *cursor_for(agon_epoch_sampler *s, const agon_rng *rng)
-{
-    cursor *pick = NULL;
-    for (int i = 0; i < AGON_EPOCH_SAMPLER_STREAMS; i++) {
-        cursor *c = &s->cursors[i];
-        if (c->owner == rng) {
-            pick = c;
-            break;
-        }
-        if (i == 0 && c->owner)
-            continue;
-        if (!pick || (pick->owner && (!c->owner || c->last_use < pick->last_use)))
-            pick = c;
-    }
-    if (pick->owner != rng) {
-        pick->owner = rng;
-        pick->pos = s->size;
-    }
-    pick->last_use = ++s->uses;
-    return pick;
-}
-
-static void new_epoch(cursor *c, int64_t size, agon_rng *rng)
+/* Fisher-Yates from the identity with `rng` (agon/sampler.h). */
+static void shuffle(uint32_t *perm, int64_t size, agon_rng *rng)
 {
     for (int64_t i = 0; i < size; i++)
-        c->perm[i] = (uint32_t)i;
+        perm[i] = (uint32_t)i;
     for (int64_t i = size - 1; i > 0; i--) {
         int64_t j = (int64_t)agon_rng_below(rng, (uint64_t)(i + 1));
-        uint32_t t = c->perm[i];
-        c->perm[i] = c->perm[j];
-        c->perm[j] = t;
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
     }
-    c->pos = 0;
+}
+
+/* The cached order drawn from `origin`, or NULL. */
+static order *find_order(agon_epoch_sampler *s, const uint64_t origin[4])
+{
+    for (int i = 0; i < AGON_EPOCH_SAMPLER_STREAMS; i++) {
+        order *o = &s->orders[i];
+        if (o->used && memcmp(o->origin, origin, sizeof o->origin) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* A free cache entry, else the least recently used one. */
+static order *spare_order(agon_epoch_sampler *s)
+{
+    order *pick = &s->orders[0];
+    for (int i = 0; i < AGON_EPOCH_SAMPLER_STREAMS; i++) {
+        order *o = &s->orders[i];
+        if (!o->used)
+            return o;
+        if (o->last_use < pick->last_use)
+            pick = o;
+    }
+    return pick;
 }
 
 int64_t agon_epoch_sampler_next(agon_epoch_sampler *s, agon_rng *rng)
 {
-    cursor *c = cursor_for(s, rng);
-    if (c->pos == s->size)
-        new_epoch(c, s->size, rng);
-    return c->perm[c->pos++];
+    order *o;
+    if (rng->epoch_size != s->size || rng->epoch_pos < 0 || rng->epoch_pos >= s->size) {
+        /* A new epoch: its order is drawn from the rng itself. */
+        memcpy(rng->epoch_origin, rng->s, sizeof rng->epoch_origin);
+        rng->epoch_size = s->size;
+        rng->epoch_pos = 0;
+        o = find_order(s, rng->epoch_origin);
+        if (!o)
+            o = spare_order(s);
+        shuffle(o->perm, s->size, rng);
+        memcpy(o->origin, rng->epoch_origin, sizeof o->origin);
+        o->used = true;
+    } else if (!(o = find_order(s, rng->epoch_origin))) {
+        /* The order was pushed out of the cache (or never was in this
+         * process): redraw it from its origin, leaving the rng alone. */
+        o = spare_order(s);
+        agon_rng replay = *rng;
+        memcpy(replay.s, rng->epoch_origin, sizeof replay.s);
+        shuffle(o->perm, s->size, &replay);
+        memcpy(o->origin, rng->epoch_origin, sizeof o->origin);
+        o->used = true;
+    }
+    o->last_use = ++s->uses;
+    return o->perm[rng->epoch_pos++];
 }

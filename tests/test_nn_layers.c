@@ -893,6 +893,29 @@ static void fill_positive(float *x, size_t n, uint64_t seed)
     agon_rng_fill_uniform(&rng, x, n, 0.5f, 1.5f);
 }
 
+/* The layer's mask stream is registered with the network, and putting
+ * back a saved copy of it (as a resumed run does) repeats the masks. */
+static void test_dropout_stream_restored(void **st)
+{
+    (void)st;
+    enum { F = 64, B = 8 };
+    float x[F * B], first[F * B];
+    fill_positive(x, F * B, 6);
+    agon_net *net = dropout_net(F, B, 0.5f, 7);
+    assert_int_equal(agon_net_rng_count(net), 1);
+    assert_null(agon_net_rng(net, 1));
+    agon_rng *stream = agon_net_rng(net, 0);
+    assert_non_null(stream);
+    agon_rng saved = *stream;
+    agon_tensor in = batch_tensor(x, net, B);
+    memcpy(first, agon_net_forward(net, &in, true)->data, sizeof first);
+    assert_memory_not_equal(stream->s, saved.s, sizeof saved.s);
+    assert_memory_not_equal(agon_net_forward(net, &in, true)->data, first, sizeof first);
+    *stream = saved;
+    assert_memory_equal(agon_net_forward(net, &in, true)->data, first, sizeof first);
+    agon_net_destroy(net);
+}
+
 static void test_dropout_eval_and_p0(void **st)
 {
     (void)st;
@@ -1078,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_reshape_flatten),
         cmocka_unit_test(test_reshape_errors),
         cmocka_unit_test(test_dropout_eval_and_p0),
+        cmocka_unit_test(test_dropout_stream_restored),
         cmocka_unit_test(test_dropout_train),
         cmocka_unit_test(test_dropout_seeding),
         cmocka_unit_test(test_dropout_errors),

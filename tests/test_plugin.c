@@ -252,7 +252,7 @@ static void test_symbol_and_descriptor_failures(void **state)
                    "symbol; is this an agon plugin (declared with AGON_PLUGIN)?");
     expect_failure("wrong_abi/wrong_abi.so", AGON_EPLUGIN,
                    "wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI "
-                   "999, this agon has ABI 2; rebuild the plugin against this agon's "
+                   "999, this agon has ABI 3; rebuild the plugin against this agon's "
                    "headers");
     snprintf(expected, sizeof expected,
              "descriptor/wrong_size.so: plugin abi failed: the descriptor is %zu bytes, "

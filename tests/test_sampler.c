@@ -1,6 +1,6 @@
 /* agon_epoch_sampler: every index once per epoch, the documented
- * Fisher-Yates order across epoch boundaries, determinism, one cursor per
- * rng with least-recently-used takeover, argument errors word for word,
+ * Fisher-Yates order across epoch boundaries, determinism, the place in
+ * the epoch carried by the rng, argument errors word for word,
  * and no allocation in next. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -81,12 +81,12 @@ static void test_order_across_epoch_boundaries(void **st)
     for (int e = 0; e < 4; e++)
         reference_epoch(&ref, SIZE, want + e * SIZE);
     assert_memory_equal(got, want, sizeof got);
-    assert_memory_equal(&rng, &ref, sizeof rng);
+    assert_memory_equal(rng.s, ref.s, sizeof rng.s);
     /* The rest of the fourth epoch draws nothing; its end starts a fifth. */
     int64_t rest[SIZE - N % SIZE];
     draw(s, &rng, SIZE - N % SIZE, rest);
     assert_memory_equal(rest, want + N, sizeof rest);
-    assert_memory_equal(&rng, &ref, sizeof rng);
+    assert_memory_equal(rng.s, ref.s, sizeof rng.s);
     int64_t fifth[SIZE];
     reference_epoch(&ref, SIZE, fifth);
     assert_int_equal(agon_epoch_sampler_next(s, &rng), fifth[0]);
@@ -140,47 +140,64 @@ static void test_rngs_are_independent(void **st)
     agon_epoch_sampler_destroy(s);
 }
 
-/* One rng more than there are cursors takes over the least recently used
- * one; the rng that lost it starts a fresh epoch, the others go on.  The
- * first rng that drew keeps its cursor even when it is the least recently
- * used. */
-static void test_least_recently_used_takeover(void **st)
+/* Many more rngs than cached orders draw in turn: each walks its own
+ * epochs exactly as if it drew alone, since the place lives in the rng and
+ * an order pushed out of the cache is drawn again from its origin. */
+static void test_many_rngs_keep_their_place(void **st)
 {
     (void)st;
-    enum { SIZE = 10, K = AGON_EPOCH_SAMPLER_STREAMS };
+    enum { SIZE = 10, K = 3 * AGON_EPOCH_SAMPLER_STREAMS };
     agon_epoch_sampler *s = create_ok(SIZE);
-    agon_rng r[K + 1], ref[K + 1];
-    int64_t first[K + 1][SIZE];
-    for (int i = 0; i <= K; i++) {
+    agon_rng r[K], ref[K];
+    int64_t want[K][2 * SIZE];
+    for (int i = 0; i < K; i++) {
         agon_rng_seed(&r[i], (uint64_t)i, "metrics");
         ref[i] = r[i];
-        reference_epoch(&ref[i], SIZE, first[i]);
+        reference_epoch(&ref[i], SIZE, want[i]);
+        reference_epoch(&ref[i], SIZE, want[i] + SIZE);
     }
-    for (int i = 0; i < K; i++)
-        for (int j = 0; j < 3; j++)
-            assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][j]);
-    /* r[K] takes r[1]'s cursor: r[0] is older but drew first. */
-    assert_int_equal(agon_epoch_sampler_next(s, &r[K]), first[K][0]);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][3]);
-    for (int i = 2; i < K; i++)
-        assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][3]);
-    /* r[1] now takes r[K]'s cursor and starts over with a new permutation
-     * drawn from where its rng stands. */
-    int64_t again[SIZE];
-    reference_epoch(&ref[1], SIZE, again);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[1]), again[0]);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[1]), again[1]);
-    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][4]);
-    for (int i = 2; i < K; i++)
-        assert_int_equal(agon_epoch_sampler_next(s, &r[i]), first[i][4]);
-    /* Many more rngs drawing in turn never move r[0]'s place. */
-    agon_rng many[3 * K];
-    for (int i = 0; i < 3 * K; i++) {
-        agon_rng_seed(&many[i], (uint64_t)(100 + i), "metrics");
-        for (int j = 0; j < 2; j++)
-            agon_epoch_sampler_next(s, &many[i]);
+    /* Uneven turns, across the epoch boundary. */
+    int64_t pos[K] = {0};
+    for (int round = 0; round < 2 * SIZE; round++) {
+        for (int i = 0; i < K; i++) {
+            for (int j = 0; j < 1 + (i + round) % 2 && pos[i] < 2 * SIZE; j++)
+                assert_int_equal(agon_epoch_sampler_next(s, &r[i]), want[i][pos[i]++]);
+        }
     }
-    assert_int_equal(agon_epoch_sampler_next(s, &r[0]), first[0][5]);
+    agon_epoch_sampler_destroy(s);
+}
+
+/* A saved copy of an rng, restored later (as from a checkpoint) or used by
+ * another sampler of the same data (as in a resumed process), continues
+ * exactly where the original was. */
+static void test_restored_rng_continues(void **st)
+{
+    (void)st;
+    enum { SIZE = 12 };
+    agon_epoch_sampler *s = create_ok(SIZE);
+    agon_rng rng;
+    agon_rng_seed(&rng, 9, "data");
+    int64_t a[3 * SIZE], b[3 * SIZE];
+    draw(s, &rng, 5, a);
+    agon_rng saved = rng;
+    draw(s, &rng, 2 * SIZE, a + 5);
+    /* The same sampler, its cache since overwritten by other streams. */
+    agon_rng other[AGON_EPOCH_SAMPLER_STREAMS];
+    for (int i = 0; i < AGON_EPOCH_SAMPLER_STREAMS; i++) {
+        agon_rng_seed(&other[i], (uint64_t)(50 + i), "metrics");
+        agon_epoch_sampler_next(s, &other[i]);
+    }
+    agon_rng restored = saved;
+    draw(s, &restored, 2 * SIZE, b + 5);
+    assert_memory_equal(a + 5, b + 5, 2 * SIZE * sizeof(int64_t));
+    assert_memory_equal(&restored, &rng, sizeof rng);
+    /* A fresh sampler (another process). */
+    agon_epoch_sampler *fresh = create_ok(SIZE);
+    restored = saved;
+    draw(fresh, &restored, 2 * SIZE, b + 5);
+    assert_memory_equal(a + 5, b + 5, 2 * SIZE * sizeof(int64_t));
+    assert_memory_equal(&restored, &rng, sizeof rng);
+    agon_epoch_sampler_destroy(fresh);
     agon_epoch_sampler_destroy(s);
 }
 
@@ -194,7 +211,7 @@ static void test_size_one(void **st)
     fresh = rng;
     for (int i = 0; i < 5; i++)
         assert_int_equal(agon_epoch_sampler_next(s, &rng), 0);
-    assert_memory_equal(&rng, &fresh, sizeof rng);
+    assert_memory_equal(rng.s, fresh.s, sizeof rng.s);
     agon_epoch_sampler_destroy(s);
 }
 
@@ -235,7 +252,7 @@ static void test_next_does_not_allocate(void **st)
         agon_rng_seed(&r[i], (uint64_t)i, "data");
     int64_t sum = 0;
     before = agon_test_allocs;
-    /* Epoch ends and cursor takeovers included. */
+    /* Epoch ends and orders pushed out of the cache included. */
     for (int k = 0; k < 2000; k++)
         sum += agon_epoch_sampler_next(s, &r[k % 7 % K]);
     if (counting)
@@ -251,7 +268,8 @@ int main(void)
         cmocka_unit_test(test_order_across_epoch_boundaries),
         cmocka_unit_test(test_same_seed_same_order),
         cmocka_unit_test(test_rngs_are_independent),
-        cmocka_unit_test(test_least_recently_used_takeover),
+        cmocka_unit_test(test_many_rngs_keep_their_place),
+        cmocka_unit_test(test_restored_rng_continues),
         cmocka_unit_test(test_size_one),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_next_does_not_allocate),

@@ -250,6 +250,15 @@ AGON_API size_t agon_net_buffer_count(const agon_net *net);
 /* Buffer i (borrowed), in layer order; NULL when out of range. */
 AGON_API agon_buffer *agon_net_buffer(agon_net *net, size_t i);
 
+/* ---- random streams ---------------------------------------------------------
+ * A layer that draws while it runs (dropout's masks) registers its stream,
+ * which must live as long as the layer, so that checkpoints save it and a
+ * resumed run draws the same masks. */
+AGON_API int agon_net_add_rng(agon_net *net, agon_rng *rng, agon_error *err);
+AGON_API size_t agon_net_rng_count(const agon_net *net);
+/* Stream i (borrowed), in the order registered; NULL when out of range. */
+AGON_API agon_rng *agon_net_rng(agon_net *net, size_t i);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,8 +43,9 @@ extern "C" {
 
 /* The ABI major version: a plugin is loaded only when its abi_version
  * equals this.  Bumped on any incompatible change of this header
- * (2: agon_metric_vtable.declare, agon_dataset_info.split). */
-#define AGON_ABI_VERSION 2
+ * (2: agon_metric_vtable.declare, agon_dataset_info.split;
+ *  3: agon_metric_vtable.prepare, the epoch place in agon_rng). */
+#define AGON_ABI_VERSION 3
 
 #define AGON_PLUGIN_ENTRY agon_plugin_entry
 #define AGON_PLUGIN_ENTRY_NAME "agon_plugin_entry"
@@ -217,6 +218,16 @@ typedef struct agon_metric_vtable {
      * attributes.  A metric without scalar outputs (outputs = {NULL}) must
      * declare at least one tensor. */
     int (*declare)(void *state, agon_metric_decl *decl, agon_error *err);
+    /* Optional (may be NULL): draws and computes, once, what the metric
+     * keeps for the whole run (real samples and their features, fixed
+     * latent vectors, a tabulated density), from its own stream, before
+     * the first step; G and D are still at their initial parameters, so
+     * only the data side belongs here.  Because a resumed run prepares
+     * again from the same seed before it restores the checkpoint, a metric
+     * that keeps such state only through prepare resumes exactly; one that
+     * draws it lazily in evaluate would draw it again from a later point
+     * of its stream. */
+    int (*prepare)(void *state, agon_metric_ctx *ctx, agon_error *err);
 } agon_metric_vtable;
 
 /* ---- optimizers ---------------------------------------------------------

@@ -7,8 +7,9 @@
  *
  * The generator is xoshiro256** seeded through splitmix64 from
  * seed ^ fnv1a64(name); normals use a 256-layer ziggurat in double
- * precision.  The whole state is in the struct, so it can be copied,
- * checkpointed and restored bit-exactly.
+ * precision.  The whole state, including the place in a shuffled epoch of
+ * data, is in the struct, so it can be copied, checkpointed and restored
+ * bit-exactly.
  */
 #ifndef AGON_RNG_H
 #define AGON_RNG_H
@@ -24,6 +25,14 @@ extern "C" {
 
 typedef struct agon_rng {
     uint64_t s[4];        /* xoshiro256** state */
+    /* The stream's place in a shuffled epoch of an agon_epoch_sampler
+     * (agon/sampler.h): the state s held when the epoch's order was drawn,
+     * the epoch's length (0: no epoch under way) and the next position.
+     * Kept here so that copying, checkpointing or restoring the struct
+     * carries the place in the data with it. */
+    uint64_t epoch_origin[4];
+    int64_t epoch_size;
+    int64_t epoch_pos;
 } agon_rng;
 
 /* Initialises `rng` as the stream `name` (not NULL) of `seed`. */

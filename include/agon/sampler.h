@@ -13,21 +13,19 @@
  * so a run's batches are a function of its seed alone, and a dataset of one
  * sample draws nothing from the rng.
  *
- * Per-rng cursors.  The position in the epoch is kept separately for each
- * rng that draws, told apart by the rng's address: training draws its
- * batches with the run's "data" stream and a metric draws real samples with
- * the "metrics" stream, and the metric must not move training's position
- * (else turning a metric on would change what training sees).  Each rng
- * walks its own epochs with its own permutations.  Up to
- * AGON_EPOCH_SAMPLER_STREAMS rngs keep a cursor at once.  The first rng that
- * ever draws (in a run: training's, which draws before any metric) keeps
- * its cursor for good; among the others, one more rng takes over the
- * cursor used least recently, whose rng starts a fresh epoch the next time
- * it draws.  So any number of metrics may draw real samples without moving
- * training's place in the epoch.  Hence an rng must stay at one address while it draws (a
- * copy elsewhere is another stream, starting a fresh epoch), and the
- * position belongs to the sampler, not to the rng: restoring an rng's state
- * does not restore its place in the epoch.
+ * The place lives in the rng.  Each rng walks its own epochs with its own
+ * permutations, and its position in the current epoch is part of the rng
+ * struct (agon_rng.epoch_*): training draws its batches with the run's
+ * "data" stream, a metric draws real samples with its own stream, and
+ * neither moves the other's place, however many streams draw.  Copying an
+ * rng copies its place (the copy continues the same walk), and restoring
+ * an rng from a checkpoint restores its place in the data exactly.  An
+ * epoch's order is a function of the rng state it was drawn from, so the
+ * sampler only caches the orders of up to AGON_EPOCH_SAMPLER_STREAMS
+ * epochs; an order that is not cached (pushed out by other streams, or
+ * never drawn in this process) is drawn again from that state, which costs
+ * time but never changes a result.  An rng that draws from a sampler of
+ * another size starts a new epoch there.
  *
  * Typical use in a dataset plugin: create in the dataset's create, call
  * agon_epoch_sampler_next once per sample in next_batch, destroy in the
@@ -46,7 +44,7 @@
 extern "C" {
 #endif
 
-/* How many rngs keep their own position in the epoch at once. */
+/* How many epochs' orders a sampler caches. */
 #define AGON_EPOCH_SAMPLER_STREAMS 4
 
 /* The largest size a sampler takes (indices are stored as uint32). */
@@ -66,10 +64,10 @@ AGON_API agon_epoch_sampler *agon_epoch_sampler_create(int64_t size, agon_error 
 AGON_API void agon_epoch_sampler_destroy(agon_epoch_sampler *s);
 
 /* The next index in `rng`'s walk through the epochs, in 0..size-1.  The
- * first call for an rng (or its first call after its cursor was taken
- * over), and the call after its epoch's last index, first draws a new
- * permutation with `rng` (size-1 draws of agon_rng_below); other calls
- * draw nothing.  Never allocates and never fails. */
+ * first call for an rng (or for one whose last epoch was over, or of
+ * another size), first draws a new permutation with `rng` (size-1 draws
+ * of agon_rng_below); other calls draw nothing.  Never allocates and never
+ * fails. */
 AGON_API int64_t agon_epoch_sampler_next(agon_epoch_sampler *s, agon_rng *rng);
 
 #ifdef __cplusplus

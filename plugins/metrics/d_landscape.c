@@ -128,6 +128,7 @@ static const agon_metric_vtable dl_vtable = {
     dl_destroy,
     dl_evaluate,
     dl_declare,
+    NULL,
 };
 
 static const agon_param_spec dl_params[] = {

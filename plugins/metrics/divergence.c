@@ -195,17 +195,27 @@ static int baseline(dv_state *s, agon_metric_ctx *ctx, agon_error *err)
     return 0;
 }
 
+/* The data side (p_data on the grid, the real-sample baseline) does not
+ * change, so it is computed once before the first step. */
+static int dv_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    dv_state *s = state;
+    int rc;
+    if ((rc = lowdim_tabulate_density(ctx, s->xs, s->points, s->d, "divergence", s->floor_rel,
+                                      s->p_data, &s->floor_abs, err)) != 0 ||
+        (rc = baseline(s, ctx, err)) != 0)
+        return rc;
+    s->have_data = true;
+    return 0;
+}
+
 static int dv_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     dv_state *s = state;
     int rc;
-    if (!s->have_data) {
-        if ((rc = lowdim_tabulate_density(ctx, s->xs, s->points, s->d, "divergence",
-                                          s->floor_rel, s->p_data, &s->floor_abs, err)) != 0 ||
-            (rc = baseline(s, ctx, err)) != 0)
-            return rc;
-        s->have_data = true;
-    }
+    if (!s->have_data)
+        return agon_error_set(err, AGON_EINTERNAL,
+                              "divergence: evaluated before prepare tabulated the data");
 
     agon_tensor batch = {s->samples, agon_shape_batched(s->n_samples, &s->sample_shape)};
     if ((rc = agon_metric_fake(ctx, &batch, err)) != 0)
@@ -242,6 +252,7 @@ static const agon_metric_vtable dv_vtable = {
     dv_destroy,
     dv_evaluate,
     dv_declare,
+    dv_prepare,
 };
 
 static const agon_param_spec dv_params[] = {

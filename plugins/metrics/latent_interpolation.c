@@ -8,7 +8,7 @@
  * 6.1).  Because the two end points stay fixed for the whole run, the rows
  * of the logged series can be compared across steps.
  *
- * At the first evaluation two latent vectors z0, z1 ~ N(0, I) are drawn
+ * Before the first step two latent vectors z0, z1 ~ N(0, I) are drawn
  * from the metric's own stream; they never change afterwards.  Every
  * evaluation decodes `points` latents z(t_k), t_k = k / (points - 1), so
  * that z(0) = z0 and z(1) = z1 exactly:
@@ -187,18 +187,28 @@ static void fill_path(li_state *s)
     }
 }
 
+static int li_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    li_state *s = state;
+    if (!s->endpoints || !s->z)
+        return agon_error_set(err, AGON_EINTERNAL,
+                              "latent_interpolation: prepared before it was declared");
+    agon_rng_fill_normal(agon_metric_rng(ctx), s->endpoints, (size_t)(2 * s->latent_dim), 0.0f,
+                         1.0f);
+    fill_path(s);
+    s->drawn = true;
+    return 0;
+}
+
 static int li_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     li_state *s = state;
     if (!s->endpoints || !s->z)
         return agon_error_set(err, AGON_EINTERNAL,
                               "latent_interpolation: evaluated before it was declared");
-    if (!s->drawn) {
-        agon_rng_fill_normal(agon_metric_rng(ctx), s->endpoints, (size_t)(2 * s->latent_dim),
-                             0.0f, 1.0f);
-        fill_path(s);
-        s->drawn = true;
-    }
+    if (!s->drawn)
+        return agon_error_set(err, AGON_EINTERNAL,
+                              "latent_interpolation: evaluated before prepare drew z0 and z1");
     int64_t zdims[2] = {s->points, s->latent_dim};
     agon_tensor z = {s->z, agon_shape_make(2, zdims)};
     agon_tensor out = {s->samples, agon_shape_batched(s->points, &s->sample_shape)};
@@ -220,6 +230,7 @@ static const agon_metric_vtable li_vtable = {
     li_destroy,
     li_evaluate,
     li_declare,
+    li_prepare,
 };
 
 static const agon_param_spec li_params[] = {

@@ -220,6 +220,7 @@ static const agon_metric_vtable mc_vtable = {
     mc_destroy,
     mc_evaluate,
     mc_declare,
+    NULL,
 };
 
 static const agon_param_spec mc_params[] = {

@@ -207,6 +207,19 @@ static double mean_log_d(const float *logits, int64_t n, bool real)
     return sum / (double)n;
 }
 
+/* p_data on the grid does not change: tabulated once before the first
+ * step. */
+static int od_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    od_state *s = state;
+    if (agon_metric_conditional(ctx))
+        return 0;   /* evaluate says why the metric cannot run */
+    int rc = tabulate_data(s, ctx, err);
+    if (rc == 0)
+        s->have_data = true;
+    return rc;
+}
+
 static int od_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     od_state *s = state;
@@ -217,11 +230,10 @@ static int od_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
                               "depends on the label, the data density does not); remove the "
                               "metric or set train.conditional: none");
     }
-    if (!s->have_data) {
-        if ((rc = tabulate_data(s, ctx, err)) != 0)
-            return rc;
-        s->have_data = true;
-    }
+    if (!s->have_data)
+        return agon_error_set(err, AGON_EINTERNAL,
+                              "optimal_discriminator: evaluated before prepare tabulated the "
+                              "data");
 
     /* V(D, G): generator half first, on the samples the KDE uses next
      * (lowdim_kde reorders them, which the mean does not mind). */
@@ -300,6 +312,7 @@ static const agon_metric_vtable od_vtable = {
     od_destroy,
     od_evaluate,
     od_declare,
+    od_prepare,
 };
 
 static const agon_param_spec od_params[] = {

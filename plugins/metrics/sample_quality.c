@@ -24,7 +24,7 @@
  * value: numbers from different classifiers are not comparable.
  *
  * Sampling.  Real samples come from the metric's own stream; they are drawn
- * at the first evaluation and what is computed from them (the real Gaussian
+ * once, by prepare before the first step, and what is computed from them (the real Gaussian
  * fit, real features, score_real, the reference class histogram) is kept,
  * since the data do not change.  Fake samples are drawn fresh at every
  * evaluation.  Samples go through the classifier in chunks of SQ_CHUNK, so
@@ -597,20 +597,35 @@ static int emit_all_nan(agon_metric_ctx *ctx, const char *const *names, agon_err
     return 0;
 }
 
+/* The real side is drawn once, before training, by the metric's prepare. */
+static int not_prepared(agon_error *err)
+{
+    return agon_error_set(err, AGON_EINTERNAL,
+                          "sample_quality: evaluated before prepare drew the real samples");
+}
+
 static const char *const frechet_outputs[] = {"fd", "fd_mean_term", "fd_cov_term", NULL};
+
+static int frechet_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    sq_state *s = state;
+    int rc;
+    const int64_t d = s->dim;
+    if ((rc = draw_rows(s, ctx, true, s->n_real, s->real_rows, err)) != 0 ||
+        (rc = check_real_rows(s, s->real_rows, s->n_real, err)) != 0 ||
+        (rc = agon_gaussian_fit(s->real_rows, s->n_real, d, s->mu_r, s->cov_r, err)) != 0)
+        return rc;
+    s->real_done = true;
+    return 0;
+}
 
 static int frechet_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     sq_state *s = state;
     const int64_t d = s->dim;
     int rc;
-    if (!s->real_done) {
-        if ((rc = draw_rows(s, ctx, true, s->n_real, s->real_rows, err)) != 0 ||
-            (rc = check_real_rows(s, s->real_rows, s->n_real, err)) != 0 ||
-            (rc = agon_gaussian_fit(s->real_rows, s->n_real, d, s->mu_r, s->cov_r, err)) != 0)
-            return rc;
-        s->real_done = true;
-    }
+    if (!s->real_done)
+        return not_prepared(err);
     if ((rc = draw_rows(s, ctx, false, s->n_fake, s->fake_rows, err)) != 0)
         return rc;
     /* A generator gone non-finite has no Gaussian fit; the scalars show why. */
@@ -633,16 +648,23 @@ static int frechet_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 
 static const char *const prdc_outputs[] = {"precision", "recall", "density", "coverage", NULL};
 
+static int prdc_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    sq_state *s = state;
+    int rc;
+    if ((rc = draw_rows(s, ctx, true, s->n_real, s->real_rows, err)) != 0 ||
+        (rc = check_real_rows(s, s->real_rows, s->n_real, err)) != 0)
+        return rc;
+    s->real_done = true;
+    return 0;
+}
+
 static int prdc_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     sq_state *s = state;
     int rc;
-    if (!s->real_done) {
-        if ((rc = draw_rows(s, ctx, true, s->n_real, s->real_rows, err)) != 0 ||
-            (rc = check_real_rows(s, s->real_rows, s->n_real, err)) != 0)
-            return rc;
-        s->real_done = true;
-    }
+    if (!s->real_done)
+        return not_prepared(err);
     if ((rc = draw_rows(s, ctx, false, s->n_fake, s->fake_rows, err)) != 0)
         return rc;
     if (!all_finite(s->fake_rows, s->n_fake * s->dim))
@@ -677,18 +699,26 @@ static void split_scores(const float *probs, int64_t n, int64_t k, int64_t split
     *std = var > 0.0 ? sqrt(var) : 0.0;
 }
 
+static int score_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    sq_state *s = state;
+    int rc;
+    double std;
+    if ((rc = draw_rows(s, ctx, true, s->n_real, s->fake_rows, err)) != 0 ||
+        (rc = check_real_rows(s, s->fake_rows, s->n_real, err)) != 0)
+        return rc;
+    split_scores(s->fake_rows, s->n_real, s->n_classes, s->splits, &s->score_real, &std);
+    s->real_done = true;
+    return 0;
+}
+
 static int score_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     sq_state *s = state;
     double mean, std;
     int rc;
-    if (!s->real_done) {
-        if ((rc = draw_rows(s, ctx, true, s->n_real, s->fake_rows, err)) != 0 ||
-            (rc = check_real_rows(s, s->fake_rows, s->n_real, err)) != 0)
-            return rc;
-        split_scores(s->fake_rows, s->n_real, s->n_classes, s->splits, &s->score_real, &std);
-        s->real_done = true;
-    }
+    if (!s->real_done)
+        return not_prepared(err);
     if ((rc = draw_rows(s, ctx, false, s->n_fake, s->fake_rows, err)) != 0)
         return rc;
     if (all_finite(s->fake_rows, s->n_fake * s->dim)) {
@@ -728,15 +758,22 @@ static int make_reference(sq_state *s, agon_metric_ctx *ctx, agon_error *err)
 
 static const char *const modes_outputs[] = {"modes", "kl", "max_modes", NULL};
 
+static int modes_prepare(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    sq_state *s = state;
+    int rc;
+    if ((rc = make_reference(s, ctx, err)) != 0)
+        return rc;
+    s->real_done = true;
+    return 0;
+}
+
 static int modes_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
 {
     sq_state *s = state;
     int rc;
-    if (!s->real_done) {
-        if ((rc = make_reference(s, ctx, err)) != 0)
-            return rc;
-        s->real_done = true;
-    }
+    if (!s->real_done)
+        return not_prepared(err);
     int64_t covered;
     double kl;
     if ((rc = draw_classes(s, ctx, false, s->n_fake, s->classes, err)) != 0 ||
@@ -760,18 +797,19 @@ static const char *const score_outputs[] = {"score", "score_std", "score_real", 
 
 static const agon_metric_vtable frechet_vtable = {
     sizeof(agon_metric_vtable), frechet_outputs, frechet_create, sq_destroy,
-    frechet_evaluate,           sq_declare,
+    frechet_evaluate,           sq_declare, frechet_prepare,
 };
 static const agon_metric_vtable prdc_vtable = {
     sizeof(agon_metric_vtable), prdc_outputs, prdc_create, sq_destroy, prdc_evaluate, sq_declare,
+    prdc_prepare,
 };
 static const agon_metric_vtable score_vtable = {
     sizeof(agon_metric_vtable), score_outputs, score_create, sq_destroy, score_evaluate,
-    sq_declare,
+    sq_declare, score_prepare,
 };
 static const agon_metric_vtable modes_vtable = {
     sizeof(agon_metric_vtable), modes_outputs, modes_create, sq_destroy, modes_evaluate,
-    sq_declare,
+    sq_declare, modes_prepare,
 };
 
 #define SQ_PARAM_FEATURES                                                                  \

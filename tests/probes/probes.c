@@ -127,7 +127,7 @@ static const char *const probe_outputs[] = {"real_mean", "real_logit", "fake_mea
 
 static const agon_metric_vtable probe_vtable = {
     sizeof(agon_metric_vtable), probe_outputs, probe_create, probe_destroy, probe_evaluate,
-    NULL,
+    NULL, NULL,
 };
 
 /* ---- dataset 'probe_clusters': labelled 2-D data -------------------------- *
@@ -271,7 +271,7 @@ static const agon_param_spec label_probe_params[] = {
 
 static const agon_metric_vtable label_probe_vtable = {
     sizeof(agon_metric_vtable), label_probe_outputs, label_probe_create, free,
-    label_probe_evaluate, NULL,
+    label_probe_evaluate, NULL, NULL,
 };
 
 /* ---- metric 'probe_tensor' ------------------------------------------------ *
@@ -355,7 +355,7 @@ static const char *const probe_tensor_outputs[] = {NULL};
 
 static const agon_metric_vtable probe_tensor_vtable = {
     sizeof(agon_metric_vtable), probe_tensor_outputs, probe_tensor_create,
-    probe_tensor_destroy, probe_tensor_evaluate, probe_tensor_declare,
+    probe_tensor_destroy, probe_tensor_evaluate, probe_tensor_declare, NULL,
 };
 
 static const agon_param_spec probe_tensor_params[] = {
