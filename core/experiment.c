@@ -61,6 +61,9 @@ static const agon_param_spec log_schema[] = {
      "snapshot all parameters every this many steps (0: never)"},
     {"flush_seconds", AGON_PARAM_FLOAT, "5", 0.001, 86400, NULL,
      "write buffered log data to disk at least this often"},
+    {"checkpoint_seconds", AGON_PARAM_FLOAT, "60", 0, 1e6, NULL,
+     "save a checkpoint (everything agon run --resume needs) at a flush at most this "
+     "often, and at the end (0: at every flush)"},
     {"output", AGON_PARAM_STRING, "''", AGON_NO_RANGE, NULL,
      "log file; empty: runs/<experiment name>.h5 (-o overrides)"},
     {"sample_mode", AGON_PARAM_CHOICE, "train", AGON_NO_RANGE, "train|eval",
@@ -375,6 +378,7 @@ static void read_settings(agon_experiment *exp, const agon_node *train, const ag
     l->n_samples = int_of(log, "n_samples");
     l->params_every = int_of(log, "params_every");
     agon_cfg_require_float(log, "flush_seconds", &l->flush_seconds, NULL);
+    agon_cfg_require_float(log, "checkpoint_seconds", &l->checkpoint_seconds, NULL);
     agon_cfg_require_string(log, "output", &l->output, NULL);
     agon_cfg_require_string(log, "sample_mode", &s, NULL);
     l->sample_training_mode = strcmp(s, "eval") != 0;
@@ -410,6 +414,9 @@ agon_config *agon__config_load_overridden(const char *path, const char *const *s
     return cfg;
 }
 
+static agon_experiment *experiment_resolve(agon_experiment *exp, const char *path,
+                                           bool instantiate, agon_diag *diag);
+
 agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
                                       const char *const *sets, size_t n_sets,
                                       bool instantiate, agon_diag *diag)
@@ -422,7 +429,35 @@ agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
     exp->reg = reg;
     exp->stem = agon__stem_of(path);
     exp->cfg = agon__config_load_overridden(path, sets, n_sets, diag);
-    if (!exp->cfg || !exp->stem)
+    return experiment_resolve(exp, path, instantiate, diag);
+}
+
+agon_experiment *agon_experiment_load_text(agon_registry *reg, const char *name,
+                                           const char *text, const char *const *sets,
+                                           size_t n_sets, bool instantiate, agon_diag *diag)
+{
+    agon_experiment *exp = calloc(1, sizeof *exp);
+    if (!exp) {
+        agon_diag_add(diag, AGON_ENOMEM, "out of memory");
+        return NULL;
+    }
+    exp->reg = reg;
+    exp->stem = agon__stem_of(name);
+    exp->cfg = agon_config_parse(text, strlen(text), name, diag);
+    for (size_t i = 0; exp->cfg && i < n_sets; i++) {
+        agon_error err = {0};
+        if (agon_config_set(exp->cfg, sets[i], (int)i + 1, &err) != 0)
+            agon_diag_add_error(diag, &err);
+    }
+    return experiment_resolve(exp, name, instantiate, diag);
+}
+
+/* Validates and resolves a loaded config (exp->cfg, NULL when loading
+ * failed) into the experiment; NULL on failure (reported). */
+static agon_experiment *experiment_resolve(agon_experiment *exp, const char *path,
+                                           bool instantiate, agon_diag *diag)
+{
+    if (!exp->cfg || !exp->stem || diag->count)
         goto fail;
 
     const agon_node *root = agon_config_root(exp->cfg);
@@ -486,4 +521,90 @@ const char *agon_experiment_run_id(const agon_experiment *exp)
 const agon_config *agon_experiment_config(const agon_experiment *exp)
 {
     return exp->cfg;
+}
+
+/* ---- comparing configs --------------------------------------------------------- */
+
+typedef struct diff_out {
+    char *buf;
+    size_t cap, used;
+    int count;
+} diff_out;
+
+static void diff_add(diff_out *d, const char *path, const agon_node *a, const agon_node *b)
+{
+    d->count++;
+    if (d->count > 8) {
+        if (d->count == 9 && d->used < d->cap)
+            d->used += (size_t)snprintf(d->buf + d->used, d->cap - d->used, ", ...");
+        return;
+    }
+    const char *va = !a ? "(absent)" : agon_node_scalar(a) ? agon_node_scalar(a) : "(a section)";
+    const char *vb = !b ? "(absent)" : agon_node_scalar(b) ? agon_node_scalar(b) : "(a section)";
+    if (d->used < d->cap)
+        d->used += (size_t)snprintf(d->buf + d->used, d->cap - d->used, "%s%s (log: %s, now: %s)",
+                                    d->count > 1 ? ", " : "", path[0] ? path : "(root)", va, vb);
+    if (d->used > d->cap)
+        d->used = d->cap;
+}
+
+static void diff_nodes(diff_out *d, const char *path, const agon_node *a, const agon_node *b)
+{
+    agon_node_kind ka = agon_node_kind_of(a), kb = agon_node_kind_of(b);
+    if (ka != kb) {
+        diff_add(d, path, a, b);
+        return;
+    }
+    char sub[512];
+    if (ka == AGON_NODE_MAP) {
+        for (size_t i = 0; i < agon_node_len(a); i++) {
+            const char *key = agon_node_key_at(a, i);
+            snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
+            const agon_node *other = agon_node_get(b, key);
+            if (other)
+                diff_nodes(d, sub, agon_node_at(a, i), other);
+            else
+                diff_add(d, sub, agon_node_at(a, i), NULL);
+        }
+        for (size_t i = 0; i < agon_node_len(b); i++) {
+            const char *key = agon_node_key_at(b, i);
+            if (!agon_node_get(a, key)) {
+                snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
+                diff_add(d, sub, NULL, agon_node_at(b, i));
+            }
+        }
+    } else if (ka == AGON_NODE_SEQ) {
+        size_t na = agon_node_len(a), nb = agon_node_len(b);
+        for (size_t i = 0; i < (na > nb ? na : nb); i++) {
+            snprintf(sub, sizeof sub, "%s[%zu]", path, i + 1);
+            if (i < na && i < nb)
+                diff_nodes(d, sub, agon_node_at(a, i), agon_node_at(b, i));
+            else
+                diff_add(d, sub, i < na ? agon_node_at(a, i) : NULL,
+                         i < nb ? agon_node_at(b, i) : NULL);
+        }
+    } else if (strcmp(agon_node_scalar(a) ? agon_node_scalar(a) : "",
+                      agon_node_scalar(b) ? agon_node_scalar(b) : "") != 0) {
+        diff_add(d, path, a, b);
+    }
+}
+
+int agon__config_diff(const char *yaml_a, const char *yaml_b, char *out, size_t cap)
+{
+    out[0] = '\0';
+    agon_diag da, db;
+    agon_diag_init(&da);
+    agon_diag_init(&db);
+    agon_config *a = agon_config_parse(yaml_a, strlen(yaml_a), "log", &da);
+    agon_config *b = agon_config_parse(yaml_b, strlen(yaml_b), "now", &db);
+    diff_out d = {out, cap, 0, 0};
+    if (a && b)
+        diff_nodes(&d, "", agon_config_root(a), agon_config_root(b));
+    else
+        diff_add(&d, "", NULL, NULL);
+    agon_config_destroy(a);
+    agon_config_destroy(b);
+    agon_diag_fini(&da);
+    agon_diag_fini(&db);
+    return d.count;
 }

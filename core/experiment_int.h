@@ -35,7 +35,7 @@ typedef struct agon__train_settings {
 
 typedef struct agon__log_settings {
     int64_t every, samples_every, n_samples, params_every;
-    double flush_seconds;
+    double flush_seconds, checkpoint_seconds;
     const char *output;             /* "" when unset */
     bool sample_training_mode;      /* G in training mode for samples and metrics */
 } agon__log_settings;
@@ -53,6 +53,11 @@ struct agon_experiment {
     agon__train_settings train;
     agon__log_settings log;
 };
+
+/* Compares two resolved configs key by key: returns how many keys differ
+ * and lists the first of them in out ("train.steps (log: 1000, now:
+ * 2000), ..."). */
+int agon__config_diff(const char *yaml_log, const char *yaml_now, char *out, size_t cap);
 
 /* The file name of `path` without its .yaml or .yml (malloc'ed; NULL when
  * out of memory). */

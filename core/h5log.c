@@ -76,6 +76,14 @@ struct agon_log_series {
     bool closed;
 };
 
+struct agon_log_block {
+    agon_log *log;
+    char *path;
+    hid_t ds;
+    hid_t mem_type;
+    int64_t n;
+};
+
 struct agon_log {
     char *path;
     hid_t file;
@@ -87,6 +95,8 @@ struct agon_log {
     size_t n_tables;
     agon_log_series **series;
     size_t n_series;
+    agon_log_block **blocks;
+    size_t n_blocks;
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -603,8 +613,13 @@ static void log_free(agon_log *log)
         free(s->col_ds);
         free(s);
     }
+    for (size_t i = 0; i < log->n_blocks; i++) {
+        free(log->blocks[i]->path);
+        free(log->blocks[i]);
+    }
     free(log->tables);
     free(log->series);
+    free(log->blocks);
     if (log->str_type >= 0)
         H5Tclose(log->str_type);
     if (log->lcpl >= 0)
@@ -615,21 +630,10 @@ static void log_free(agon_log *log)
     free(log);
 }
 
-agon_log *agon_log_create(const char *path, agon_error *err)
+/* The log's memory and HDF5 property lists, in the SETUP phase, no file
+ * open yet. */
+static agon_log *log_new(const char *path, agon_error *err)
 {
-    h5_quiet();
-    /* HDF5 does not say why a create failed in terms a user can act on;
-     * opening the file ourselves first gives the errno for the message. */
-    bool existed = access(path, F_OK) == 0;
-    int fd = open(path, O_WRONLY | O_CREAT, 0666);
-    if (fd < 0) {
-        int e = errno;
-        agon_error_set(err, AGON_EIO, "%s: cannot create log file: %s; %s", path, strerror(e),
-                       create_hint(e));
-        return NULL;
-    }
-    close(fd);
-
     agon_log *log = calloc(1, sizeof *log);
     if (!log || !(log->path = dup_string(path))) {
         free(log);
@@ -655,6 +659,28 @@ agon_log *agon_log_create(const char *path, agon_error *err)
         log_free(log);
         return NULL;
     }
+    return log;
+}
+
+agon_log *agon_log_create(const char *path, agon_error *err)
+{
+    h5_quiet();
+    /* HDF5 does not say why a create failed in terms a user can act on;
+     * opening the file ourselves first gives the errno for the message. */
+    bool existed = access(path, F_OK) == 0;
+    int fd = open(path, O_WRONLY | O_CREAT, 0666);
+    if (fd < 0) {
+        int e = errno;
+        agon_error_set(err, AGON_EIO, "%s: cannot create log file: %s; %s", path, strerror(e),
+                       create_hint(e));
+        return NULL;
+    }
+    close(fd);
+
+    agon_log *log = log_new(path, err);
+    if (!log)
+        return NULL;
+    h5_detail d;
     log->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, log->fapl);
     if (log->file < 0) {
         h5_capture(&d);
@@ -833,13 +859,11 @@ int agon_log_write_tensor(agon_log *log, const char *path, const agon_tensor *t,
 
 /* ---- tables ------------------------------------------------------------- */
 
-agon_log_table *agon_log_table_create(agon_log *log, const char *path,
-                                      const char *const *columns, size_t n_columns,
-                                      agon_error *err)
+/* A table's memory, registered with the log (so that log_free frees it
+ * whatever happens next) before any dataset exists. */
+static agon_log_table *table_new(agon_log *log, const char *path, const char *const *columns,
+                                 size_t n_columns, agon_error *err)
 {
-    h5_quiet();
-    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err))
-        return NULL;
     agon_log_table **grown = realloc(log->tables, (log->n_tables + 1) * sizeof *grown);
     if (!grown) {
         log_nomem(err, log, path);
@@ -847,8 +871,6 @@ agon_log_table *agon_log_table_create(agon_log *log, const char *path,
     }
     log->tables = grown;
     agon_log_table *t = calloc(1, sizeof *t);
-    int *rank = calloc(n_columns, sizeof *rank);
-    hsize_t (*inner)[AGON_MAX_DIMS + 1] = calloc(n_columns, sizeof *inner);
     if (t) {
         t->log = log;
         t->n_columns = n_columns;
@@ -859,50 +881,66 @@ agon_log_table *agon_log_table_create(agon_log *log, const char *path,
         t->steps = malloc(TABLE_BLOCK_ROWS * sizeof *t->steps);
         t->values = malloc(n_columns * TABLE_BLOCK_ROWS * sizeof *t->values);
     }
-    if (!t || !rank || !inner || !t->path || !t->columns || !t->col_ds || !t->steps ||
-        !t->values) {
+    if (!t || !t->path || !t->columns || !t->col_ds || !t->steps || !t->values) {
         log_nomem(err, log, path);
-        goto fail;
+        if (t) {
+            free(t->path);
+            free_columns(t->columns, n_columns);
+            free(t->col_ds);
+            free(t->steps);
+            free(t->values);
+            free(t);
+        }
+        return NULL;
     }
-    for (size_t c = 0; c < n_columns; c++) {
+    for (size_t c = 0; c < n_columns; c++)
         t->col_ds[c] = H5I_INVALID_HID;
-        rank[c] = 1;
-    }
-    /* Registered before the datasets exist so that a failure below still
-     * leaves the table to log_free; its ids are checked before use. */
     log->tables[log->n_tables++] = t;
-    if (create_column_group(log, path, columns, n_columns, err))
-        goto fail_registered;
-    t->step_ds = create_column_datasets(log, path, columns, n_columns, H5T_IEEE_F64LE, rank,
-                                        inner, TABLE_BLOCK_ROWS, TABLE_BLOCK_ROWS, false,
-                                        t->col_ds, err);
-    if (t->step_ds < 0)
-        goto fail_registered;
+    return t;
+}
+
+/* Marks a table or series whose datasets could not all be created or
+ * opened as unusable, closing the ones that were. */
+static void columns_failed(bool *closed, hid_t *col_ds, size_t n, hid_t *step_ds)
+{
+    *closed = true;
+    for (size_t c = 0; c < n; c++) {
+        if (col_ds[c] >= 0)
+            H5Dclose(col_ds[c]);
+        col_ds[c] = H5I_INVALID_HID;
+    }
+    if (*step_ds >= 0)
+        H5Dclose(*step_ds);
+    *step_ds = H5I_INVALID_HID;
+}
+
+agon_log_table *agon_log_table_create(agon_log *log, const char *path,
+                                      const char *const *columns, size_t n_columns,
+                                      agon_error *err)
+{
+    h5_quiet();
+    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err))
+        return NULL;
+    int *rank = calloc(n_columns, sizeof *rank);
+    hsize_t (*inner)[AGON_MAX_DIMS + 1] = calloc(n_columns, sizeof *inner);
+    agon_log_table *t = rank && inner ? table_new(log, path, columns, n_columns, err) : NULL;
+    if (!rank || !inner)
+        log_nomem(err, log, path);
+    if (t) {
+        for (size_t c = 0; c < n_columns; c++)
+            rank[c] = 1;
+        if (create_column_group(log, path, columns, n_columns, err) == 0)
+            t->step_ds = create_column_datasets(log, path, columns, n_columns, H5T_IEEE_F64LE,
+                                                rank, inner, TABLE_BLOCK_ROWS, TABLE_BLOCK_ROWS,
+                                                false, t->col_ds, err);
+        if (t->step_ds < 0) {
+            columns_failed(&t->closed, t->col_ds, n_columns, &t->step_ds);
+            t = NULL;
+        }
+    }
     free(rank);
     free(inner);
     return t;
-fail_registered:
-    t->closed = true;
-    for (size_t c = 0; c < n_columns; c++) {
-        if (t->col_ds[c] >= 0)
-            H5Dclose(t->col_ds[c]);
-        t->col_ds[c] = H5I_INVALID_HID;
-    }
-    free(rank);
-    free(inner);
-    return NULL;
-fail:
-    if (t) {
-        free(t->path);
-        free_columns(t->columns, n_columns);
-        free(t->col_ds);
-        free(t->steps);
-        free(t->values);
-        free(t);
-    }
-    free(rank);
-    free(inner);
-    return NULL;
 }
 
 static int table_write_block(agon_log_table *t, agon_error *err)
@@ -951,27 +989,29 @@ int agon_log_table_append(agon_log_table *t, int64_t step, const double *values,
 
 /* ---- tensor series ---------------------------------------------------------- */
 
-agon_log_series *agon_log_series_create(agon_log *log, const char *path,
-                                        const char *const *columns, const agon_shape *shapes,
-                                        size_t n_columns, agon_error *err)
+/* Checks a series' shapes: each a valid tensor shape whose snapshot fits
+ * one HDF5 chunk. */
+static int check_shapes(agon_log *log, const char *path, const char *const *columns,
+                        const agon_shape *shapes, size_t n_columns, agon_error *err)
 {
-    h5_quiet();
-    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err))
-        return NULL;
     for (size_t c = 0; c < n_columns; c++) {
         hsize_t numel = 0;
-        if (!shape_ok(&shapes[c], &numel)) {
-            log_error(err, AGON_EINTERNAL, log, path,
-                      "column '%s' has an invalid shape (ndim 0..%d, every dim >= 1)",
-                      columns[c], AGON_MAX_DIMS);
-            return NULL;
-        }
-        if (numel * sizeof(float) > MAX_CHUNK_BYTES) {
-            log_error(err, AGON_EINTERNAL, log, path,
-                      "column '%s': one snapshot exceeds the 4 GiB HDF5 chunk limit", columns[c]);
-            return NULL;
-        }
+        if (!shape_ok(&shapes[c], &numel))
+            return log_error(err, AGON_EINTERNAL, log, path,
+                             "column '%s' has an invalid shape (ndim 0..%d, every dim >= 1)",
+                             columns[c], AGON_MAX_DIMS);
+        if (numel * sizeof(float) > MAX_CHUNK_BYTES)
+            return log_error(err, AGON_EINTERNAL, log, path,
+                             "column '%s': one snapshot exceeds the 4 GiB HDF5 chunk limit",
+                             columns[c]);
     }
+    return 0;
+}
+
+/* A series' memory, registered with the log before any dataset exists. */
+static agon_log_series *series_new(agon_log *log, const char *path, const char *const *columns,
+                                   const agon_shape *shapes, size_t n_columns, agon_error *err)
+{
     agon_log_series **grown = realloc(log->series, (log->n_series + 1) * sizeof *grown);
     if (!grown) {
         log_nomem(err, log, path);
@@ -1009,21 +1049,29 @@ agon_log_series *agon_log_series_create(agon_log *log, const char *path,
             s->block[c][i + 1] = (hsize_t)shapes[c].dim[i];
     }
     log->series[log->n_series++] = s;
-    if (create_column_group(log, path, columns, n_columns, err))
-        goto fail;
-    s->step_ds = create_column_datasets(log, path, columns, n_columns, H5T_IEEE_F32LE, s->rank,
-                                        s->block, 1, SERIES_STEP_CHUNK, true, s->col_ds, err);
-    if (s->step_ds < 0)
-        goto fail;
     return s;
-fail:
-    s->closed = true;
-    for (size_t c = 0; c < n_columns; c++) {
-        if (s->col_ds[c] >= 0)
-            H5Dclose(s->col_ds[c]);
-        s->col_ds[c] = H5I_INVALID_HID;
+}
+
+agon_log_series *agon_log_series_create(agon_log *log, const char *path,
+                                        const char *const *columns, const agon_shape *shapes,
+                                        size_t n_columns, agon_error *err)
+{
+    h5_quiet();
+    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err) ||
+        check_shapes(log, path, columns, shapes, n_columns, err))
+        return NULL;
+    agon_log_series *s = series_new(log, path, columns, shapes, n_columns, err);
+    if (!s)
+        return NULL;
+    if (create_column_group(log, path, columns, n_columns, err) == 0)
+        s->step_ds = create_column_datasets(log, path, columns, n_columns, H5T_IEEE_F32LE,
+                                            s->rank, s->block, 1, SERIES_STEP_CHUNK, true,
+                                            s->col_ds, err);
+    if (s->step_ds < 0) {
+        columns_failed(&s->closed, s->col_ds, n_columns, &s->step_ds);
+        return NULL;
     }
-    return NULL;
+    return s;
 }
 
 int agon_log_series_append(agon_log_series *s, int64_t step, const float *const *data,
@@ -1139,6 +1187,11 @@ int agon_log_start(agon_log *log, agon_error *err)
 
 static void close_datasets(agon_log *log)
 {
+    for (size_t i = 0; i < log->n_blocks; i++) {
+        if (log->blocks[i]->ds >= 0)
+            H5Dclose(log->blocks[i]->ds);
+        log->blocks[i]->ds = H5I_INVALID_HID;
+    }
     for (size_t i = 0; i < log->n_tables; i++) {
         agon_log_table *t = log->tables[i];
         if (!t->closed) {
@@ -1249,4 +1302,385 @@ int agon_log_close(agon_log *log, agon_error *err)
     log->file = H5I_INVALID_HID;
     log_free(log);
     return rc;
+}
+
+/* ---- cursors -------------------------------------------------------------------- */
+
+int64_t agon_log_table_rows(const agon_log_table *t)
+{
+    return (int64_t)(t->rows_written + t->buffered);
+}
+
+int64_t agon_log_series_rows(const agon_log_series *s)
+{
+    return (int64_t)s->rows_written;
+}
+
+/* ---- fixed blocks ------------------------------------------------------------------ */
+
+static hid_t block_file_type(agon_log_block_type type)
+{
+    return type == AGON_LOG_BLOCK_U64 ? H5T_STD_U64LE : H5T_IEEE_F32LE;
+}
+
+/* Opens the dataset at `path`, which must be 1-D of n values of `type`'s
+ * class and size. */
+static hid_t open_block(agon_log *log, const char *path, agon_log_block_type type, int64_t n,
+                        agon_error *err)
+{
+    h5_detail d;
+    hid_t ds = H5Dopen2(log->file, path, H5P_DEFAULT);
+    if (ds < 0) {
+        h5_capture(&d);
+        log_h5_error(err, log, path, "cannot open the block", &d);
+        return H5I_INVALID_HID;
+    }
+    hid_t ft = H5Dget_type(ds), sp = H5Dget_space(ds);
+    hsize_t dims[2] = {0, 0};
+    bool ok = ft >= 0 && sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1 &&
+              H5Sget_simple_extent_dims(sp, dims, NULL) == 1 && dims[0] == (hsize_t)n &&
+              H5Tget_class(ft) == (type == AGON_LOG_BLOCK_U64 ? H5T_INTEGER : H5T_FLOAT) &&
+              H5Tget_size(ft) == (type == AGON_LOG_BLOCK_U64 ? 8u : 4u);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (!ok) {
+        H5Dclose(ds);
+        log_error(err, AGON_EDATA, log, path,
+                  "holds %llu values of another type than the %lld %s this run needs",
+                  (unsigned long long)dims[0], (long long)n,
+                  type == AGON_LOG_BLOCK_U64 ? "64-bit words" : "floats");
+        return H5I_INVALID_HID;
+    }
+    return ds;
+}
+
+/* A contiguous dataset allocated at creation, so that overwriting it while
+ * live changes no metadata. */
+static hid_t create_block(agon_log *log, const char *path, agon_log_block_type type, int64_t n,
+                          agon_error *err)
+{
+    h5_detail d;
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t ds = H5I_INVALID_HID;
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (space >= 0 && dcpl >= 0 && H5Pset_layout(dcpl, H5D_CONTIGUOUS) >= 0 &&
+        H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY) >= 0)
+        ds = H5Dcreate2(log->file, path, block_file_type(type), space, log->lcpl, dcpl,
+                        H5P_DEFAULT);
+    if (ds < 0) {
+        h5_capture(&d);
+        log_h5_error(err, log, path, "cannot create the block", &d);
+    }
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return ds;
+}
+
+agon_log_block *agon_log_block_declare(agon_log *log, const char *path, agon_log_block_type type,
+                                       int64_t n, agon_error *err)
+{
+    h5_quiet();
+    if (check_declarable(log, path, err))
+        return NULL;
+    if (n < 1) {
+        log_error(err, AGON_EINTERNAL, log, path, "a block holds at least one value");
+        return NULL;
+    }
+    agon_log_block **grown = realloc(log->blocks, (log->n_blocks + 1) * sizeof *grown);
+    if (!grown) {
+        log_nomem(err, log, path);
+        return NULL;
+    }
+    log->blocks = grown;
+    agon_log_block *b = calloc(1, sizeof *b);
+    if (!b || !(b->path = dup_string(path))) {
+        free(b);
+        log_nomem(err, log, path);
+        return NULL;
+    }
+    b->log = log;
+    b->n = n;
+    b->ds = H5I_INVALID_HID;
+    b->mem_type = type == AGON_LOG_BLOCK_U64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_FLOAT;
+    log->blocks[log->n_blocks++] = b;
+    h5_detail d;
+    int e = path_exists(log->file, path);
+    if (e < 0) {
+        h5_capture(&d);
+        log_h5_error(err, log, path, "cannot look up the object", &d);
+        return NULL;
+    }
+    b->ds = e ? open_block(log, path, type, n, err) : create_block(log, path, type, n, err);
+    return b->ds >= 0 ? b : NULL;
+}
+
+int agon_log_block_write(agon_log_block *b, const void *data, agon_error *err)
+{
+    h5_quiet();
+    if (b->ds < 0)
+        return log_error(err, AGON_EINTERNAL, b->log, b->path,
+                         "block no longer writable (the log was finished)");
+    h5_detail d;
+    if (H5Dwrite(b->ds, b->mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0 ||
+        H5Dflush(b->ds) < 0) {
+        h5_capture(&d);
+        return log_h5_error(err, b->log, b->path, "cannot write the block", &d);
+    }
+    return 0;
+}
+
+int agon_log_block_read(agon_log_block *b, void *data, agon_error *err)
+{
+    h5_quiet();
+    h5_detail d;
+    if (b->ds < 0 || H5Dread(b->ds, b->mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        h5_capture(&d);
+        return log_error(err, AGON_EDATA, b->log, b->path,
+                         "cannot read the block (HDF5: %s); the log is damaged", d.text);
+    }
+    return 0;
+}
+
+/* ---- continuing a log ---------------------------------------------------------------- */
+
+/* Reads a scalar string attribute of the root into buf ("" when absent). */
+static void read_root_string(hid_t file, const char *name, hid_t str_type, char *buf,
+                             size_t cap)
+{
+    buf[0] = '\0';
+    if (H5Aexists(file, name) <= 0)
+        return;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    char *v = NULL;
+    if (a >= 0 && H5Aread(a, str_type, &v) >= 0 && v) {
+        snprintf(buf, cap, "%s", v);
+        H5free_memory(v);
+    }
+    if (a >= 0)
+        H5Aclose(a);
+}
+
+static int64_t read_root_int(hid_t file, const char *name)
+{
+    int64_t v = 0;
+    if (H5Aexists(file, name) <= 0)
+        return 0;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        v = 0;
+    if (a >= 0)
+        H5Aclose(a);
+    return v;
+}
+
+int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
+{
+    h5_quiet();
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return agon_error_set(err, AGON_EIO, "%s: cannot open run log: %s", path,
+                              strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return agon_error_set(err, AGON_EIO,
+                              "%s: not a regular file; give the path of a run log (.h5)", path);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        /* A writer that is still live or was killed: read through SWMR. */
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (fapl >= 0)
+            H5Pclose(fapl);
+    }
+    if (file < 0)
+        return agon_error_set(err, AGON_EDATA,
+                              "%s: not a readable HDF5 file (truncated, damaged or another "
+                              "format); give the path of an agon run log",
+                              path);
+    hid_t str_type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str_type, H5T_VARIABLE);
+    H5Tset_cset(str_type, H5T_CSET_UTF8);
+    int rc = 0;
+    if (H5Aexists(file, "format_version") <= 0 || H5Lexists(file, "config", H5P_DEFAULT) <= 0) {
+        rc = agon_error_set(err, AGON_EDATA,
+                            "%s: an HDF5 file but not an agon run log (no format_version or "
+                            "/config); give the path of a log written by agon run",
+                            path);
+    } else {
+        read_root_string(file, "status", str_type, out->status, sizeof out->status);
+        read_root_string(file, "host", str_type, out->host, sizeof out->host);
+        out->pid = read_root_int(file, "pid");
+        out->steps_done = read_root_int(file, "steps_done");
+        hid_t ds = H5Dopen2(file, "config", H5P_DEFAULT);
+        char *v = NULL;
+        if (ds >= 0 && H5Dread(ds, str_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
+            out->config = dup_string(v);
+            H5free_memory(v);
+        }
+        if (ds >= 0)
+            H5Dclose(ds);
+        if (!out->config)
+            rc = agon_error_set(err, AGON_EDATA,
+                                "%s: /config cannot be read; the log is damaged", path);
+    }
+    H5Tclose(str_type);
+    H5Fclose(file);
+    return rc;
+}
+
+/* Clears the marks a killed SWMR writer left, as `h5clear -s
+ * --increment=0` does: the status flags go, and the end of allocation
+ * recorded in the superblock (stale while SWMR writing) moves to the end
+ * of the file, which a plain clear would truncate the file to. */
+static hid_t open_clearing_marks(agon_log *log, h5_detail *d)
+{
+    hid_t fapl = H5Pcopy(log->fapl);
+    hbool_t clear = 1;
+    hid_t f = H5I_INVALID_HID;
+    if (fapl >= 0 && H5Pset(fapl, "clear_status_flags", &clear) >= 0)
+        f = H5Fopen(log->path, H5F_ACC_RDWR, fapl);
+    if (f < 0)
+        h5_capture(d);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (f >= 0 && H5Fincrement_filesize(f, 0) < 0) {
+        h5_capture(d);
+        H5Fclose(f);
+        f = H5I_INVALID_HID;
+    }
+    return f;
+}
+
+agon_log *agon_log_reopen(const char *path, agon_error *err)
+{
+    h5_quiet();
+    if (access(path, R_OK | W_OK) != 0) {
+        int e = errno;
+        agon_error_set(err, AGON_EIO, "%s: cannot open the log to continue it: %s; %s", path,
+                       strerror(e),
+                       e == ENOENT ? "give the path of an existing run log"
+                                   : "make it readable and writable");
+        return NULL;
+    }
+    agon_log *log = log_new(path, err);
+    if (!log)
+        return NULL;
+    h5_detail d;
+    log->file = H5Fopen(path, H5F_ACC_RDWR, log->fapl);
+    if (log->file < 0)
+        log->file = open_clearing_marks(log, &d);
+    if (log->file < 0) {
+        log_error(err, AGON_EDATA, log, NULL,
+                  "cannot open the log to continue it (HDF5: %s); is it an agon run log, and "
+                  "has every program that had it open exited?",
+                  d.text);
+        log_free(log);
+        return NULL;
+    }
+    return log;
+}
+
+/* Opens the datasets of an existing column group: its "columns" attribute
+ * must list exactly `columns`; each column (and step) must hold at least
+ * `rows` rows, and is cut to that. */
+static int attach_columns(agon_log *log, const char *path, const char *const *columns, size_t n,
+                          int64_t rows, hid_t *col_ds, hid_t *step_ds, agon_error *err)
+{
+    h5_detail d;
+    char found[4096] = "";
+    hid_t g = H5Oopen(log->file, path, H5P_DEFAULT);
+    if (g >= 0) {
+        read_root_string(g, "columns", log->str_type, found, sizeof found);
+        H5Oclose(g);
+    }
+    char *want = join_columns(columns, n);
+    if (!want)
+        return log_nomem(err, log, path);
+    bool same = strcmp(found, want) == 0;
+    int rc = 0;
+    if (!same)
+        rc = log_error(err, AGON_EDATA, log, path,
+                       "holds columns '%s', this run writes '%s'; the log was written by "
+                       "another experiment",
+                       found, want);
+    free(want);
+    for (size_t c = 0; rc == 0 && c <= n; c++) {
+        const char *name = c < n ? columns[c] : "step";
+        char *p = child_path(path, name);
+        if (!p)
+            return log_nomem(err, log, path);
+        hid_t ds = H5Dopen2(log->file, p, H5P_DEFAULT);
+        free(p);
+        if (ds < 0) {
+            h5_capture(&d);
+            return log_h5_error(err, log, path, "cannot open a column", &d);
+        }
+        if (c < n)
+            col_ds[c] = ds;
+        else
+            *step_ds = ds;
+        hid_t sp = H5Dget_space(ds);
+        int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+        hsize_t dims[AGON_MAX_DIMS + 1];
+        if (rank < 1 || rank > AGON_MAX_DIMS + 1 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
+            rank = -1;
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (rank < 0)
+            return log_error(err, AGON_EDATA, log, path, "column '%s' is damaged", name);
+        if (dims[0] < (hsize_t)rows)
+            return log_error(err, AGON_EDATA, log, path,
+                             "column '%s' holds %llu rows, fewer than the %lld the checkpoint "
+                             "recorded; the log was cut short and cannot be continued",
+                             name, (unsigned long long)dims[0], (long long)rows);
+        dims[0] = (hsize_t)rows;
+        if (H5Dset_extent(ds, dims) < 0) {
+            h5_capture(&d);
+            return log_h5_error(err, log, path, "cannot cut a column back to the checkpoint",
+                                &d);
+        }
+    }
+    return rc;
+}
+
+agon_log_table *agon_log_table_attach(agon_log *log, const char *path, const char *const *columns,
+                                      size_t n_columns, int64_t rows, agon_error *err)
+{
+    h5_quiet();
+    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err))
+        return NULL;
+    agon_log_table *t = table_new(log, path, columns, n_columns, err);
+    if (!t)
+        return NULL;
+    if (attach_columns(log, path, columns, n_columns, rows, t->col_ds, &t->step_ds, err) != 0) {
+        columns_failed(&t->closed, t->col_ds, n_columns, &t->step_ds);
+        return NULL;
+    }
+    t->rows_written = (hsize_t)rows;
+    return t;
+}
+
+agon_log_series *agon_log_series_attach(agon_log *log, const char *path,
+                                        const char *const *columns, const agon_shape *shapes,
+                                        size_t n_columns, int64_t rows, agon_error *err)
+{
+    h5_quiet();
+    if (check_declarable(log, path, err) || check_columns(log, path, columns, n_columns, err) ||
+        check_shapes(log, path, columns, shapes, n_columns, err))
+        return NULL;
+    agon_log_series *s = series_new(log, path, columns, shapes, n_columns, err);
+    if (!s)
+        return NULL;
+    if (attach_columns(log, path, columns, n_columns, rows, s->col_ds, &s->step_ds, err) != 0) {
+        columns_failed(&s->closed, s->col_ds, n_columns, &s->step_ds);
+        return NULL;
+    }
+    s->rows_written = (hsize_t)rows;
+    return s;
 }

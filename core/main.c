@@ -20,6 +20,10 @@ static const char usage_text[] =
     "                 train the experiment and write its HDF5 log\n"
     "                 (default log: log.output, else runs/<FILE name>.h5;\n"
     "                 an existing log is replaced only with --overwrite)\n"
+    "  run --resume RUN.h5 [FILE.yaml] [--set KEY.PATH=VALUE]... [--force]\n"
+    "                 continue an interrupted or killed run from its latest\n"
+    "                 checkpoint, with the log's own config (or FILE.yaml, which\n"
+    "                 must resolve to the same config unless --force)\n"
     "  validate FILE.yaml [--set KEY.PATH=VALUE]...\n"
     "                 check the experiment against the plugins' schemas and print\n"
     "                 the fully resolved configuration, or every error found\n"
@@ -101,6 +105,8 @@ typedef struct cli_args {
     int no_config;
     int overwrite;
     int help;
+    const char *resume;
+    int force;
 } cli_args;
 
 /* Parses argv[first..]; returns 0 or an exit code after printing an error. */
@@ -153,6 +159,11 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             a->quiet = 1;
         } else if (strcmp(arg, "--overwrite") == 0) {
             a->overwrite = 1;
+        } else if (strcmp(arg, "--resume") == 0) {
+            TAKE_VALUE();
+            a->resume = value;
+        } else if (strcmp(arg, "--force") == 0) {
+            a->force = 1;
         } else if (strcmp(arg, "--no-config") == 0) {
             a->no_config = 1;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -196,12 +207,29 @@ static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_
     return reg;
 }
 
+/* The experiment of the command line; for `run --resume RUN.h5` without a
+ * file, the config the log was started with. */
 static agon_experiment *load_experiment(agon_registry *reg, const cli_args *a, int *exit_code)
 {
     agon_diag diag;
     agon_diag_init(&diag);
-    agon_experiment *exp =
-        agon_experiment_load(reg, a->positional[0], a->sets, a->n_sets, true, &diag);
+    agon_experiment *exp = NULL;
+    if (a->n_positional == 0 && a->resume) {
+        agon_log_summary sum;
+        agon_error err = {0};
+        if (agon_log_summarize(a->resume, &sum, &err) != 0) {
+            fprintf(stderr, "%s\n", err.message);
+            *exit_code = agon_status_exit_code(err.code);
+            agon_diag_fini(&diag);
+            return NULL;
+        }
+        char name[4200];
+        snprintf(name, sizeof name, "%s:/config", a->resume);
+        exp = agon_experiment_load_text(reg, name, sum.config, a->sets, a->n_sets, true, &diag);
+        free(sum.config);
+    } else {
+        exp = agon_experiment_load(reg, a->positional[0], a->sets, a->n_sets, true, &diag);
+    }
     if (!exp) {
         for (size_t i = 0; i < diag.count; i++)
             fprintf(stderr, "%s\n", diag.messages[i]);
@@ -233,8 +261,15 @@ static void join_command_line(int argc, char **argv, char *buf, size_t cap)
 
 static int cmd_run(int argc, char **argv, const cli_args *a)
 {
-    if (a->n_positional != 1)
+    if (a->resume && a->n_positional > 1)
+        return usage_error("%s takes at most one experiment file", "run --resume");
+    if (!a->resume && a->n_positional != 1)
         return usage_error("%s needs exactly one experiment file", "run");
+    if (a->resume && (a->output || a->overwrite))
+        return usage_error("%s continues the log it names; it takes no -o or --overwrite",
+                           "run --resume");
+    if (!a->resume && a->force)
+        return usage_error("%s only applies to run --resume", "--force");
     agon_progress progress = AGON_PROGRESS_AUTO;
     if (a->quiet)
         progress = AGON_PROGRESS_NONE;
@@ -271,11 +306,13 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
     signal(SIGPIPE, SIG_IGN);
 
     agon_run_options opts = {
-        .output_path = a->output,
+        .output_path = a->resume ? a->resume : a->output,
         .progress = progress,
         .stop_flag = &stop_requested,
         .command_line = command,
         .overwrite = a->overwrite != 0,
+        .resume = a->resume != NULL,
+        .force = a->force != 0,
     };
     agon_run_result result;
     agon_error err = {0};

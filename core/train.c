@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -992,7 +993,41 @@ static int evaluate_metric(game *g, metric *m, int64_t step, agon_error *err)
     return rc2;
 }
 
+/* Runs every metric's prepare, in order, before the first step (also in a
+ * resumed run, before the checkpoint restores the metrics' streams). */
+static int metrics_prepare(game *g, agon_error *err)
+{
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        metric *m = &g->metrics[i];
+        if (!m->vt->prepare)
+            continue;
+        agon_metric_ctx ctx = {.g = g, .m = m, .step = 0};
+        int rc = m->vt->prepare(m->state, &ctx, err);
+        if (rc == 0)
+            rc = check_stop(g, err);
+        if (rc != 0) {
+            if (rc != AGON_EINTERRUPTED)
+                agon_error_prefix(err, "metric '%s' before the first step", m->choice->name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* ---- the run ------------------------------------------------------------------- */
+
+/* A checkpoint is two blocks per slot (docs/hdf5-layout.md):
+ *   floats  G's and D's parameters and buffers, then both optimizers'
+ *           state tensors, in a fixed order;
+ *   words   CKPT_MAGIC, the step, the number of floats, the FNV-1a hash
+ *           of the floats' bytes, both optimizers' update counts, every
+ *           random stream (agon_rng, 10 words each), the log cursors (rows
+ *           of every table and series), and last the FNV-1a hash of all
+ *           the words before it.
+ * Slots alternate, and the floats are written before the words that vouch
+ * for them, so a write cut short by a crash leaves the other slot whole. */
+#define CKPT_MAGIC 0x31706b636e6f6761ull   /* "agonckp1" */
+enum { CKPT_HEADER = 6, RNG_WORDS = 10, CKPT_SLOTS = 2 };
 
 typedef struct run_log {
     agon_log *log;
@@ -1000,11 +1035,230 @@ typedef struct run_log {
     agon_log_series *samples;
     agon_log_series *params[AGON_ROLE_COUNT];
     const float **param_ptrs[AGON_ROLE_COUNT];  /* per role, one per parameter */
+    /* Every table and series in declaration order: the log cursors. */
+    agon_log_table **tables;
+    size_t n_tables;
+    agon_log_series **series;
+    size_t n_series;
+    agon_rng **rngs;
+    size_t n_rngs;
+    agon_log_block *ckpt_words[CKPT_SLOTS], *ckpt_floats[CKPT_SLOTS];
+    uint64_t *words;
+    float *floats;
+    int64_t n_words, n_floats;
+    int next_slot;
 } run_log;
 
 static const char *const scalar_columns[] = {"loss_d", "loss_g", "d_real",
                                              "d_fake", "grad_norm_d", "grad_norm_g"};
 enum { N_SCALARS = sizeof scalar_columns / sizeof scalar_columns[0] };
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+static uint64_t fnv1a_bytes(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Walks the float state in checkpoint order: copies it out to `out`, or
+ * in from `in` (one of them NULL; both NULL counts).  Returns the count. */
+static int64_t ckpt_float_state(game *g, float *out, const float *in)
+{
+    int64_t at = 0;
+    agon_net *nets[2] = {g->G, g->D};
+    optimizer *opts[2] = {&g->opt_g, &g->opt_d};
+#define CKPT_VISIT(t)                                                          \
+    do {                                                                       \
+        int64_t n_ = agon_tensor_numel(t);                                     \
+        if (out)                                                               \
+            memcpy(out + at, (t)->data, (size_t)n_ * sizeof(float));           \
+        if (in)                                                                \
+            memcpy((t)->data, in + at, (size_t)n_ * sizeof(float));            \
+        at += n_;                                                              \
+    } while (0)
+    for (int r = 0; r < 2; r++) {
+        for (size_t i = 0; i < agon_net_param_count(nets[r]); i++)
+            CKPT_VISIT(&agon_net_param(nets[r], i)->value);
+        for (size_t i = 0; i < agon_net_buffer_count(nets[r]); i++)
+            CKPT_VISIT(&agon_net_buffer(nets[r], i)->value);
+    }
+    for (int o = 0; o < 2; o++) {
+        for (size_t i = 0; i < opts[o]->n_slots; i++)
+            for (uint32_t k = 0; k < opts[o]->vt->n_state; k++)
+                CKPT_VISIT(&opts[o]->slots[i].state[k]);
+    }
+#undef CKPT_VISIT
+    return at;
+}
+
+/* Every random stream of the run, in checkpoint order. */
+static int collect_rngs(game *g, run_log *rl, agon_error *err)
+{
+    size_t n = 4 + g->n_metrics + agon_net_rng_count(g->G) + agon_net_rng_count(g->D);
+    rl->rngs = agon_arena_alloc(g->arena, n * sizeof *rl->rngs, err);
+    if (!rl->rngs)
+        return AGON_ENOMEM;
+    rl->rngs[0] = &g->rng_init;
+    rl->rngs[1] = &g->rng_data;
+    rl->rngs[2] = &g->rng_latent;
+    rl->rngs[3] = &g->rng_samples;
+    size_t at = 4;
+    for (size_t i = 0; i < g->n_metrics; i++)
+        rl->rngs[at++] = &g->metrics[i].rng;
+    for (size_t i = 0; i < agon_net_rng_count(g->G); i++)
+        rl->rngs[at++] = agon_net_rng(g->G, i);
+    for (size_t i = 0; i < agon_net_rng_count(g->D); i++)
+        rl->rngs[at++] = agon_net_rng(g->D, i);
+    rl->n_rngs = at;
+    return 0;
+}
+
+static void rng_to_words(const agon_rng *r, uint64_t *w)
+{
+    for (int i = 0; i < 4; i++) {
+        w[i] = r->s[i];
+        w[4 + i] = r->epoch_origin[i];
+    }
+    w[8] = (uint64_t)r->epoch_size;
+    w[9] = (uint64_t)r->epoch_pos;
+}
+
+static void rng_from_words(agon_rng *r, const uint64_t *w)
+{
+    for (int i = 0; i < 4; i++) {
+        r->s[i] = w[i];
+        r->epoch_origin[i] = w[4 + i];
+    }
+    r->epoch_size = (int64_t)w[8];
+    r->epoch_pos = (int64_t)w[9];
+}
+
+/* Sizes the checkpoint and declares its blocks (SETUP phase; a reopened
+ * log's blocks must have these sizes). */
+static int ckpt_declare(game *g, run_log *rl, agon_error *err)
+{
+    int rc = collect_rngs(g, rl, err);
+    if (rc != 0)
+        return rc;
+    rl->n_floats = ckpt_float_state(g, NULL, NULL);
+    rl->n_words = CKPT_HEADER + (int64_t)rl->n_rngs * RNG_WORDS + (int64_t)rl->n_tables +
+                  (int64_t)rl->n_series + 1;
+    rl->words = agon_arena_alloc(g->arena, (size_t)rl->n_words * sizeof *rl->words, err);
+    rl->floats = agon_arena_alloc(g->arena, (size_t)rl->n_floats * sizeof *rl->floats + 1, err);
+    if (!rl->words || !rl->floats)
+        return AGON_ENOMEM;
+    for (int s = 0; s < CKPT_SLOTS; s++) {
+        char path[64];
+        snprintf(path, sizeof path, "/checkpoint/%d/words", s);
+        rl->ckpt_words[s] = agon_log_block_declare(rl->log, path, AGON_LOG_BLOCK_U64,
+                                                   rl->n_words, err);
+        snprintf(path, sizeof path, "/checkpoint/%d/floats", s);
+        rl->ckpt_floats[s] = rl->ckpt_words[s]
+                                 ? agon_log_block_declare(rl->log, path, AGON_LOG_BLOCK_F32,
+                                                          rl->n_floats > 0 ? rl->n_floats : 1,
+                                                          err)
+                                 : NULL;
+        if (!rl->ckpt_floats[s]) {
+            if (err->code == AGON_EDATA)
+                agon_error_prefix(err, "the log's checkpoint does not fit this experiment "
+                                       "(other networks, optimizers or metrics)");
+            return err->code ? err->code : AGON_EIO;
+        }
+    }
+    return 0;
+}
+
+/* Writes the state after `step` into `slots` slots (1: the next one in
+ * turn; 2: both), after flushing the log, so that the rows the cursors
+ * count are on disk before the checkpoint that counts them. */
+static int ckpt_write(game *g, run_log *rl, int64_t step, int slots, agon_error *err)
+{
+    int rc = agon_log_flush(rl->log, err);
+    if (rc != 0)
+        return rc;
+    ckpt_float_state(g, rl->floats, NULL);
+    uint64_t *w = rl->words;
+    w[0] = CKPT_MAGIC;
+    w[1] = (uint64_t)step;
+    w[2] = (uint64_t)rl->n_floats;
+    w[3] = fnv1a_bytes(rl->floats, (size_t)rl->n_floats * sizeof(float));
+    w[4] = (uint64_t)g->opt_g.t;
+    w[5] = (uint64_t)g->opt_d.t;
+    int64_t at = CKPT_HEADER;
+    for (size_t i = 0; i < rl->n_rngs; i++, at += RNG_WORDS)
+        rng_to_words(rl->rngs[i], w + at);
+    for (size_t i = 0; i < rl->n_tables; i++)
+        w[at++] = (uint64_t)agon_log_table_rows(rl->tables[i]);
+    for (size_t i = 0; i < rl->n_series; i++)
+        w[at++] = (uint64_t)agon_log_series_rows(rl->series[i]);
+    w[at] = fnv1a_bytes(w, (size_t)at * sizeof *w);
+    for (int k = 0; k < slots && rc == 0; k++) {
+        int s = rl->next_slot;
+        rl->next_slot = (s + 1) % CKPT_SLOTS;
+        rc = agon_log_block_write(rl->ckpt_floats[s], rl->floats, err);
+        if (rc == 0)
+            rc = agon_log_block_write(rl->ckpt_words[s], w, err);
+    }
+    return rc;
+}
+
+/* Reads slot s into rl->words / rl->floats; true when it holds a whole
+ * checkpoint. */
+static bool ckpt_read_slot(run_log *rl, int s, agon_error *err)
+{
+    if (agon_log_block_read(rl->ckpt_words[s], rl->words, err) != 0)
+        return false;
+    const uint64_t *w = rl->words;
+    int64_t last = rl->n_words - 1;
+    if (w[0] != CKPT_MAGIC || w[2] != (uint64_t)rl->n_floats ||
+        w[last] != fnv1a_bytes(w, (size_t)last * sizeof *w))
+        return false;
+    if (agon_log_block_read(rl->ckpt_floats[s], rl->floats, err) != 0)
+        return false;
+    return w[3] == fnv1a_bytes(rl->floats, (size_t)rl->n_floats * sizeof(float));
+}
+
+/* Restores the latest whole checkpoint into the game: *step and the log
+ * cursors (tables, then series) come back through the out arguments. */
+static int ckpt_restore(game *g, run_log *rl, int64_t *step, int64_t *cursors,
+                        agon_error *err)
+{
+    int best = -1;
+    uint64_t best_step = 0;
+    for (int s = 0; s < CKPT_SLOTS; s++) {
+        agon_error ignored = {0};
+        if (ckpt_read_slot(rl, s, &ignored) && (best < 0 || rl->words[1] > best_step)) {
+            best = s;
+            best_step = rl->words[1];
+        }
+    }
+    if (best < 0)
+        return agon_error_set(err, AGON_EDATA,
+                              "%s: holds no whole checkpoint (both slots are damaged or "
+                              "were never written); start the run again with --overwrite",
+                              agon_log_path(rl->log));
+    if (!ckpt_read_slot(rl, best, err))
+        return err->code ? err->code : AGON_EDATA;
+    const uint64_t *w = rl->words;
+    ckpt_float_state(g, NULL, rl->floats);
+    *step = (int64_t)w[1];
+    g->opt_g.t = (int64_t)w[4];
+    g->opt_d.t = (int64_t)w[5];
+    int64_t at = CKPT_HEADER;
+    for (size_t i = 0; i < rl->n_rngs; i++, at += RNG_WORDS)
+        rng_from_words(rl->rngs[i], w + at);
+    for (size_t i = 0; i < rl->n_tables + rl->n_series; i++)
+        cursors[i] = (int64_t)w[at++];
+    rl->next_slot = (best + 1) % CKPT_SLOTS;
+    return 0;
+}
+
 
 static void iso_time(char *buf, size_t cap)
 {
@@ -1047,9 +1301,37 @@ int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error
     return rc;
 }
 
+/* Declares a table of the log, or for a resumed run attaches to it and
+ * cuts it back to the checkpoint's cursor; remembers it for the cursors. */
+static agon_log_table *add_table(run_log *rl, const int64_t *cursors, const char *path,
+                                 const char *const *columns, size_t n, agon_error *err)
+{
+    agon_log_table *t =
+        cursors ? agon_log_table_attach(rl->log, path, columns, n, cursors[rl->n_tables], err)
+                : agon_log_table_create(rl->log, path, columns, n, err);
+    if (t)
+        rl->tables[rl->n_tables++] = t;
+    return t;
+}
+
+/* The same for a tensor series; its cursor follows every table's. */
+static agon_log_series *add_series(run_log *rl, const int64_t *cursors, const char *path,
+                                   const char *const *columns, const agon_shape *shapes,
+                                   size_t n, agon_error *err)
+{
+    agon_log_series *s =
+        cursors ? agon_log_series_attach(rl->log, path, columns, shapes, n,
+                                         cursors[rl->n_tables + rl->n_series], err)
+                : agon_log_series_create(rl->log, path, columns, shapes, n, err);
+    if (s)
+        rl->series[rl->n_series++] = s;
+    return s;
+}
+
 /* Parameters, then buffers (batch norm's running statistics): together
  * they are the network's state. */
-static int declare_params(game *g, run_log *rl, agon_role role, agon_net *net, agon_error *err)
+static int declare_params(game *g, run_log *rl, const int64_t *cursors, agon_role role,
+                          agon_net *net, agon_error *err)
 {
     size_t n_params = agon_net_param_count(net);
     size_t n = n_params + agon_net_buffer_count(net);
@@ -1076,40 +1358,84 @@ static int declare_params(game *g, run_log *rl, agon_role role, agon_net *net, a
     }
     char path[64];
     snprintf(path, sizeof path, "/params/%s", agon_role_name(role));
-    rl->params[role] = agon_log_series_create(rl->log, path, names, shapes, n, err);
+    rl->params[role] = add_series(rl, cursors, path, names, shapes, n, err);
     return rl->params[role] ? 0 : (err->code ? err->code : AGON_EIO);
 }
 
+/* How many tables and series the log has (their cursors are part of a
+ * checkpoint), allocating the arrays that keep them. */
+static int count_outputs(game *g, run_log *rl, agon_error *err)
+{
+    const agon__log_settings *ls = &g->exp->log;
+    size_t tables = 1, series = (ls->samples_every > 0) + 2 * (ls->params_every > 0);
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        tables += g->metrics[i].n_outputs > 0;
+        series += g->metrics[i].n_tensors > 0;
+    }
+    rl->tables = agon_arena_alloc(g->arena, tables * sizeof *rl->tables, err);
+    rl->series = agon_arena_alloc(g->arena, (series + 1) * sizeof *rl->series, err);
+    rl->n_tables = tables;
+    rl->n_series = series;
+    return rl->tables && rl->series ? 0 : AGON_ENOMEM;
+}
+
+/* Creates the log, or for a resumed run reopens it and restores the game
+ * from its latest checkpoint (*start_step receives that step), then
+ * enters the LIVE phase. */
 static int open_log(game *g, const char *path, const agon_run_options *opts, run_log *rl,
-                    agon_error *err)
+                    int64_t *start_step, agon_error *err)
 {
     const agon_experiment *exp = g->exp;
     memset(rl, 0, sizeof *rl);
-    rl->log = agon_log_create(path, err);
+    *start_step = 0;
+    rl->log = opts->resume ? agon_log_reopen(path, err) : agon_log_create(path, err);
     if (!rl->log)
         return err->code ? err->code : AGON_EIO;
     agon_log *log = rl->log;
+    int64_t *cursors = NULL;
+    int rc = count_outputs(g, rl, err);
+    if (rc == 0)
+        rc = ckpt_declare(g, rl, err);
+    if (rc == 0 && opts->resume) {
+        cursors = agon_arena_alloc(g->arena, (rl->n_tables + rl->n_series) * sizeof *cursors,
+                                   err);
+        rc = cursors ? ckpt_restore(g, rl, start_step, cursors, err) : AGON_ENOMEM;
+    }
+    if (rc != 0)
+        return rc;
+    /* Counted again as they are declared. */
+    rl->n_tables = rl->n_series = 0;
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     char started[32];
     iso_time(started, sizeof started);
     const char *desc = "";
     agon_cfg_opt_string(agon_config_root(exp->cfg), "description", "", &desc, NULL);
-    int rc = 0;
     if (rc == 0) rc = agon_log_attr_string(log, "/", "run_id", exp->run_id, err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "seed", (int64_t)exp->seed, err);
     if (rc == 0) rc = agon_log_attr_string(log, "/", "host", host, err);
     /* With host, the writer's process id lets a reader tell a run that is
      * still going from one whose writer died. */
     if (rc == 0) rc = agon_log_attr_int(log, "/", "pid", (int64_t)getpid(), err);
-    if (rc == 0) rc = agon_log_attr_string(log, "/", "start_time", started, err);
+    if (rc == 0 && !opts->resume)
+        rc = agon_log_attr_string(log, "/", "start_time", started, err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_planned", g->ts->steps, err);
-    if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_done", 0, err);
+    if (rc == 0) rc = agon_log_attr_int(log, "/", "steps_done", *start_step, err);
+    if (rc == 0 && opts->resume) {
+        rc = agon_log_attr_string(log, "/", "status", "running", err);
+        if (rc == 0)
+            rc = agon_log_attr_string(log, "/", "status_message", "", err);
+    }
     if (rc == 0) rc = agon_log_attr_string(log, "/", "blas", agon_blas_describe(), err);
     if (rc == 0) rc = agon_log_attr_int(log, "/", "threads", g->ts->threads, err);
     if (rc == 0) rc = agon_log_attr_string(log, "/", "description", desc, err);
-    if (rc == 0 && opts->command_line)
+    if (rc == 0 && opts->command_line && !opts->resume)
         rc = agon_log_attr_string(log, "/", "command", opts->command_line, err);
+    if (rc == 0 && opts->resume) {
+        char note[96];
+        snprintf(note, sizeof note, "from step %lld at %s", (long long)*start_step, started);
+        rc = agon_log_attr_string(log, "/", "resumed", note, err);
+    }
     if (rc == 0) rc = agon_log_write_string(log, "/config", exp->yaml, err);
     const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
                                      &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
@@ -1120,7 +1446,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     if (rc != 0)
         return rc;
 
-    rl->scalars = agon_log_table_create(log, "/scalars", scalar_columns, N_SCALARS, err);
+    rl->scalars = add_table(rl, cursors, "/scalars", scalar_columns, N_SCALARS, err);
     if (!rl->scalars)
         return err->code;
     for (size_t i = 0; i < g->n_metrics; i++) {
@@ -1128,7 +1454,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         char path[256];
         snprintf(path, sizeof path, "/metrics/%s", m->choice->name);
         if (m->n_outputs > 0) {
-            m->table = agon_log_table_create(log, path, m->vt->outputs, m->n_outputs, err);
+            m->table = add_table(rl, cursors, path, m->vt->outputs, m->n_outputs, err);
             if (!m->table)
                 return err->code;
         }
@@ -1141,7 +1467,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
             }
             char tpath[300];
             snprintf(tpath, sizeof tpath, "%s/tensors", path);
-            m->series = agon_log_series_create(log, tpath, names, shapes, m->n_tensors, err);
+            m->series = add_series(rl, cursors, tpath, names, shapes, m->n_tensors, err);
             if (!m->series)
                 return err->code;
         }
@@ -1168,7 +1494,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     if (exp->log.samples_every > 0) {
         static const char *const cols[] = {"x"};
         agon_shape shape = agon_shape_batched(exp->log.n_samples, &g->info.sample_shape);
-        rl->samples = agon_log_series_create(log, "/samples", cols, &shape, 1, err);
+        rl->samples = add_series(rl, cursors, "/samples", cols, &shape, 1, err);
         if (!rl->samples)
             return err->code;
         rc = agon_log_attr_string(log, "/samples", "mode",
@@ -1182,8 +1508,8 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
             return rc;
     }
     if (exp->log.params_every > 0) {
-        if ((rc = declare_params(g, rl, AGON_ROLE_GENERATOR, g->G, err)) != 0 ||
-            (rc = declare_params(g, rl, AGON_ROLE_DISCRIMINATOR, g->D, err)) != 0)
+        if ((rc = declare_params(g, rl, cursors, AGON_ROLE_GENERATOR, g->G, err)) != 0 ||
+            (rc = declare_params(g, rl, cursors, AGON_ROLE_DISCRIMINATOR, g->D, err)) != 0)
             return rc;
     }
     return agon_log_start(log, err);
@@ -1280,6 +1606,7 @@ static void non_finite_tensor(game *g, bool grads, char *buf, size_t cap)
 typedef struct progress {
     agon_progress mode;
     double start, last_print;
+    int64_t first_step;     /* a resumed run's checkpoint step */
     int64_t last_step_printed;
 } progress;
 
@@ -1299,7 +1626,7 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
             step - p->last_step_printed < (total + 9) / 10)
             return;
     }
-    double rate = elapsed > 0 ? (double)step / elapsed : 0.0;
+    double rate = elapsed > 0 ? (double)(step - p->first_step) / elapsed : 0.0;
     double eta = rate > 0 ? (double)(total - step) / rate : 0.0;
     char line[256];
     snprintf(line, sizeof line,
@@ -1314,6 +1641,54 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
     fflush(stdout);
     p->last_print = now;
     p->last_step_printed = step;
+}
+
+/* Whether the log at `path` may be continued with `exp` (see
+ * agon_run_options.resume); checked before anything is built. */
+static int resume_check(const agon_experiment *exp, const char *path,
+                        const agon_run_options *opts, agon_error *err)
+{
+    agon_log_summary sum;
+    int rc = agon_log_summarize(path, &sum, err);
+    if (rc != 0)
+        return rc;
+    char here[256] = "";
+    gethostname(here, sizeof here - 1);
+    if (strcmp(sum.config, exp->yaml) != 0 && !opts->force) {
+        char keys[1024];
+        int n = agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
+        rc = agon_error_set(err, AGON_ECONFIG,
+                            "%s: the experiment differs from the run's config in %d key%s: %s; "
+                            "resume without an experiment file to use the run's own config, or "
+                            "add --force",
+                            path, n, n == 1 ? "" : "s", keys);
+    } else if (strcmp(sum.status, "diverged") == 0) {
+        rc = agon_error_set(err, AGON_EUSAGE,
+                            "%s: the run diverged at step %lld; resuming would diverge again, "
+                            "so start a new run with other settings",
+                            path, (long long)sum.steps_done);
+    } else if (strcmp(sum.status, "completed") == 0 && !opts->force) {
+        rc = agon_error_set(err, AGON_EUSAGE,
+                            "%s: the run completed all %lld steps, so there is nothing to "
+                            "resume; to train it further, raise train.steps with --set and "
+                            "add --force",
+                            path, (long long)sum.steps_done);
+    } else if (strcmp(sum.status, "running") == 0 && sum.pid > 0) {
+        bool same_host = strcmp(sum.host, here) == 0;
+        if (same_host && sum.pid <= INT32_MAX &&
+            (kill((pid_t)sum.pid, 0) == 0 || errno == EPERM))
+            rc = agon_error_set(err, AGON_EUSAGE,
+                                "%s: still being written by pid %lld; stop that run first "
+                                "(Ctrl-C finishes its log as interrupted) or wait for it",
+                                path, (long long)sum.pid);
+        else if (!same_host && !opts->force)
+            rc = agon_error_set(err, AGON_EUSAGE,
+                                "%s: written by pid %lld on host %s, which cannot be checked "
+                                "from here; once that run is over, resume with --force",
+                                path, (long long)sum.pid, sum.host);
+    }
+    free(sum.config);
+    return rc;
 }
 
 /* Makes `path` this run's, checking again since the first check.  An old
@@ -1365,6 +1740,8 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     if (!opts)
         opts = &defaults;
     char path[4096];
+    if (opts->resume && !opts->output_path)
+        return agon_error_set(err, AGON_EINTERNAL, "resuming needs the log's path");
     if (opts->output_path) {
         snprintf(path, sizeof path, "%s", opts->output_path);
     } else if (exp->log.output[0]) {
@@ -1378,7 +1755,9 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     /* Checked before anything is built, so a mistake costs nothing; the
      * path is claimed (claim_output) only once the run can start. */
     bool exists;
-    int out_rc = agon__check_output(path, opts->overwrite, "HDF5 run log", &exists, err);
+    int out_rc = opts->resume ? resume_check(exp, path, opts, err)
+                              : agon__check_output(path, opts->overwrite, "HDF5 run log",
+                                                   &exists, err);
     if (out_rc != 0)
         return out_rc;
     agon_run_result local;
@@ -1391,12 +1770,15 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     agon_blas_set_threads((int)exp->train.threads);
     game g;
     run_log rl = {0};
+    int64_t step = 0;
     int rc = game_setup(&g, exp, err);
     g.stop_flag = opts->stop_flag;
     if (rc == 0)
+        rc = metrics_prepare(&g, err);
+    if (rc == 0 && !opts->resume)
         rc = claim_output(path, opts->overwrite, err);
     if (rc == 0)
-        rc = open_log(&g, path, opts, &rl, err);
+        rc = open_log(&g, path, opts, &rl, &step, err);
     if (rc != 0) {
         if (rl.log) {
             agon_error ignored = {0};
@@ -1411,22 +1793,34 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     if (prog.mode == AGON_PROGRESS_AUTO)
         prog.mode = isatty(STDOUT_FILENO) ? AGON_PROGRESS_TTY : AGON_PROGRESS_PLAIN;
     prog.start = prog.last_print = now_seconds();
-    double last_flush = prog.start;
+    double last_flush = prog.start, last_checkpoint = prog.start;
+    /* The crash test's witness (docs/reliability.md): the step of every
+     * flush that completed, appended to the file AGON_FLUSH_TRACE names. */
+    const char *trace_path = getenv("AGON_FLUSH_TRACE");
+    int flush_trace = trace_path && trace_path[0]
+                          ? open(trace_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666)
+                          : -1;
+    prog.first_step = prog.last_step_printed = step;
 
     const agon__log_settings *ls = &exp->log;
     const int64_t steps = exp->train.steps;
     step_stats st = {0};
     const char *status = "completed";
     char message[AGON_ERROR_MESSAGE_MAX] = "";
-    int64_t step = 0;
     int diverged_step = -1;
     const char *diverged_series = NULL;
     char diverged_tensor[128] = "";
 
-    if (rl.samples)
+    if (rl.samples && !opts->resume)
         rc = snapshot_samples(&g, &rl, 0, err);
-    if (rc == 0 && rl.params[0])
+    if (rc == 0 && rl.params[0] && !opts->resume)
         rc = snapshot_params(&rl, 0, err);
+    /* A checkpoint before the first step: a run killed at any moment
+     * after setup can be resumed. */
+    if (rc == 0 && !opts->resume)
+        rc = ckpt_write(&g, &rl, 0, 1, err);
+    /* A resumed run must stop where the checkpoint says it went on. */
+    bool at_step_boundary = true;
 
     const double loop_start = now_seconds();
     while (rc == 0 && step < steps) {
@@ -1438,6 +1832,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
             break;
         }
         step++;
+        at_step_boundary = false;
         rc = game_step(&g, step, &st, err);
         if (rc != 0)
             break;
@@ -1480,12 +1875,33 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
             rc = snapshot_samples(&g, &rl, step, err);
         if (rc == 0 && rl.params[0] && (step % ls->params_every == 0 || last))
             rc = snapshot_params(&rl, step, err);
+        if (rc != 0)
+            break;
+        at_step_boundary = true;
         double now = now_seconds();
-        if (rc == 0 && now - last_flush >= ls->flush_seconds) {
-            rc = agon_log_flush(rl.log, err);
+        if (now - last_flush >= ls->flush_seconds) {
+            if (now - last_checkpoint >= ls->checkpoint_seconds) {
+                rc = ckpt_write(&g, &rl, step, 1, err);
+                last_checkpoint = now;
+            } else {
+                rc = agon_log_flush(rl.log, err);
+            }
             last_flush = now;
+            if (rc == 0 && flush_trace >= 0)
+                dprintf(flush_trace, "%lld\n", (long long)step);
         }
         progress_print(&prog, step, steps, &st, false);
+    }
+    /* The state after a whole step goes into both slots, so that the
+     * final checkpoint does not depend on how many were written before
+     * (a resumed run's log equals an uninterrupted one's). */
+    if (at_step_boundary && (rc == 0 || strcmp(status, "interrupted") == 0)) {
+        agon_error ck_err = {0};
+        int crc = ckpt_write(&g, &rl, step, CKPT_SLOTS, &ck_err);
+        if (crc != 0 && rc == 0) {
+            rc = crc;
+            *err = ck_err;
+        }
     }
     if (rc == AGON_EINTERRUPTED && strcmp(status, "completed") == 0) {
         status = "interrupted";
@@ -1495,6 +1911,8 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         status = "failed";
         snprintf(message, sizeof message, "%s", err->message);
     }
+    if (flush_trace >= 0)
+        close(flush_trace);
     const double train_seconds = now_seconds() - loop_start;
     progress_print(&prog, step, steps, &st, true);
 

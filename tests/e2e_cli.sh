@@ -10,32 +10,7 @@ T=$(pwd)/tmp_e2e_cli
 rm -rf "$T" && mkdir -p "$T"
 cd "$T"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "[  OK  ] $1"; }
-bad() { fail=$((fail + 1)); echo "[ FAIL ] $1"; }
-
-# expect NAME EXIT_CODE EXPECTED_STDERR -- command...
-# Runs the command; checks its exit code and that stderr is exactly the
-# expected text (or anything when EXPECTED_STDERR is '*').
-expect() {
-  local name=$1 code=$2 want=$3
-  shift 4
-  "$@" >out.txt 2>err.txt
-  local rc=$?
-  local got
-  got=$(cat err.txt)
-  if [ "$rc" != "$code" ]; then
-    bad "$name: exit $rc, expected $code; stderr: $got"
-  elif [ "$want" != '*' ] && [ "$got" != "$want" ]; then
-    bad "$name: stderr was
-  $got
-expected
-  $want"
-  else
-    ok "$name"
-  fi
-}
+. "$SRC/tests/e2e_helpers.bash"
 
 contains() { # NAME FILE TEXT
   if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2: $(head -c 600 "$2")"; fi
@@ -126,7 +101,7 @@ expect "plugin-level check at validate" 3 "*" -- "$AGON" validate bad_d.yaml
 contains "discriminator must output a logit" err.txt "discriminator.output_activation"
 
 FIX=$3/tests/fixtures
-expect "broken plugin on the search path" 4 "$FIX/wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI 999, this agon has ABI 2; rebuild the plugin against this agon's headers" -- \
+expect "broken plugin on the search path" 4 "$FIX/wrong_abi/wrong_abi.so: plugin abi failed: built for agon plugin ABI 999, this agon has ABI 3; rebuild the plugin against this agon's headers" -- \
   "$AGON" validate "$SRC/experiments/ring8.yaml" --plugin-path "$FIX/wrong_abi"
 expect "plugins lists what loaded despite a broken file" 4 "*" -- "$AGON" plugins --plugin-path "$FIX/wrong_abi"
 contains "plugins still lists the good ones" out.txt "gaussian_mixture"

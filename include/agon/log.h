@@ -99,6 +99,71 @@ AGON_API int agon_log_series_append(agon_log_series *series, int64_t step,
 /* Writes buffered rows and flushes every dataset to the file. */
 AGON_API int agon_log_flush(agon_log *log, agon_error *err);
 
+/* Rows appended to a table so far (written and buffered), snapshots
+ * appended to a series: the log cursors a checkpoint records. */
+AGON_API int64_t agon_log_table_rows(const agon_log_table *table);
+AGON_API int64_t agon_log_series_rows(const agon_log_series *series);
+
+/* ---- fixed blocks (checkpoints) --------------------------------------------
+ * A block is a 1-D dataset of a fixed number of values, allocated when it
+ * is declared, that may be overwritten in place in every phase (also
+ * LIVE): checkpoints live in blocks.  A write reaches the file (H5Dflush)
+ * before it returns, so a reader after a crash sees either the old or the
+ * new content of each block, or, for a write cut short, a mix that only a
+ * checksum stored elsewhere can tell (agon's checkpoints carry one). */
+typedef struct agon_log_block agon_log_block;   /* borrowed from its log */
+
+typedef enum agon_log_block_type {
+    AGON_LOG_BLOCK_U64,     /* uint64 words */
+    AGON_LOG_BLOCK_F32,     /* float32 values */
+} agon_log_block_type;
+
+/* Declares the block at `path` (SETUP phase): creates it, or opens the
+ * existing one of a reopened log, which must have this type and length
+ * (AGON_EDATA otherwise).  n >= 1. */
+AGON_API agon_log_block *agon_log_block_declare(agon_log *log, const char *path,
+                                                agon_log_block_type type, int64_t n,
+                                                agon_error *err);
+/* Overwrites the whole block with data[0..n) and flushes it. */
+AGON_API int agon_log_block_write(agon_log_block *block, const void *data, agon_error *err);
+/* Reads the whole block into data[0..n). */
+AGON_API int agon_log_block_read(agon_log_block *block, void *data, agon_error *err);
+
+/* ---- continuing a log --------------------------------------------------------- */
+/* What a run log says about itself, read without changing the file (a log
+ * whose writer was killed is read through SWMR).  config is malloc'ed (the
+ * resolved YAML of /config; free() it), NULL when absent. */
+typedef struct agon_log_summary {
+    char status[32];            /* "running", "completed", ... */
+    char host[256];
+    int64_t pid;                /* 0 when not recorded */
+    int64_t steps_done;
+    char *config;
+} agon_log_summary;
+
+AGON_API int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err);
+
+/* Opens an existing run log read-write to continue it: the SETUP phase,
+ * with tables and series attached (agon_log_table_attach) instead of
+ * created.  A log whose SWMR writer was killed still carries HDF5's
+ * "open for writing" marks; they are cleared the way `h5clear -s
+ * --increment=0` does, which first moves the recorded end of the file to
+ * its real end, so nothing written is cut off.  The caller must make sure
+ * that no process still writes the file. */
+AGON_API agon_log *agon_log_reopen(const char *path, agon_error *err);
+
+/* Attaches to the table at `path` of a reopened log, which must have
+ * exactly these columns, and cuts it to its first `rows` rows (AGON_EDATA
+ * when it holds fewer). */
+AGON_API agon_log_table *agon_log_table_attach(agon_log *log, const char *path,
+                                               const char *const *columns, size_t n_columns,
+                                               int64_t rows, agon_error *err);
+/* The same for a tensor series and its snapshots. */
+AGON_API agon_log_series *agon_log_series_attach(agon_log *log, const char *path,
+                                                 const char *const *columns,
+                                                 const agon_shape *shapes, size_t n_columns,
+                                                 int64_t rows, agon_error *err);
+
 /* ---- end ------------------------------------------------------------------ */
 /* Writes what is buffered, leaves SWMR mode (close + reopen read-write),
  * and sets status ("completed", "diverged", "failed", "interrupted"),

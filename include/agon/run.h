@@ -40,6 +40,13 @@ AGON_API agon_experiment *agon_experiment_load(agon_registry *reg, const char *p
                                                const char *const *sets, size_t n_sets,
                                                bool instantiate, agon_diag *diag);
 
+/* As agon_experiment_load, for YAML text in memory (a run log's /config);
+ * `name` stands for the file name in positions. */
+AGON_API agon_experiment *agon_experiment_load_text(agon_registry *reg, const char *name,
+                                                    const char *text,
+                                                    const char *const *sets, size_t n_sets,
+                                                    bool instantiate, agon_diag *diag);
+
 AGON_API void agon_experiment_destroy(agon_experiment *exp);
 
 /* The fully resolved configuration as YAML (borrowed). */
@@ -70,6 +77,15 @@ typedef struct agon_run_options {
      * true; otherwise the run fails before writing anything (AGON_EIO), so
      * that no earlier log is lost by accident. */
     bool overwrite;
+    /* Continue the run logged at output_path (which must be set) from its
+     * latest checkpoint instead of starting a new log.  The log must be
+     * interrupted, failed or killed (status still "running" with its
+     * writer gone).  Its config must equal the experiment's resolved
+     * config (AGON_ECONFIG names the keys that differ) unless `force`;
+     * `force` also resumes a run that completed (to train it further
+     * after raising train.steps) or whose writer ran on another host. */
+    bool resume;
+    bool force;
 } agon_run_options;
 
 /* The outcome of a run. */

@@ -1,0 +1,29 @@
+# Helpers shared by the end-to-end scripts (sourced, not a test itself):
+# pass/fail counters, ok/bad, and expect, which checks a command's exit
+# code and its stderr word for word.
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "[  OK  ] $1"; }
+bad() { fail=$((fail + 1)); echo "[ FAIL ] $1"; }
+
+# expect NAME EXIT_CODE EXPECTED_STDERR -- command...
+# Runs the command; checks its exit code and that stderr is exactly the
+# expected text (or anything when EXPECTED_STDERR is '*').
+expect() {
+  local name=$1 code=$2 want=$3
+  shift 4
+  "$@" >out.txt 2>err.txt
+  local rc=$?
+  local got
+  got=$(cat err.txt)
+  if [ "$rc" != "$code" ]; then
+    bad "$name: exit $rc, expected $code; stderr: $got"
+  elif [ "$want" != '*' ] && [ "$got" != "$want" ]; then
+    bad "$name: stderr was
+  $got
+expected
+  $want"
+  else
+    ok "$name"
+  fi
+}
