@@ -8,6 +8,7 @@ packages=(
   libyaml-dev libopenblas-dev libhdf5-dev hdf5-tools libcmocka-dev
   zlib1g-dev libpng-dev dataset-fashion-mnist
   python3 python3-h5py python3-numpy
+  clang libclang-rt-dev
 )
 
 missing=()
