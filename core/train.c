@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1601,6 +1602,48 @@ static void non_finite_tensor(game *g, bool grads, char *buf, size_t cap)
     }
 }
 
+/* ---- disk space ------------------------------------------------------------------ */
+
+/* What the log may still need to end cleanly from any step: one more row
+ * of every series, a new block of every table, /final (both networks'
+ * parameters and buffers), and room for HDF5's metadata.  A disk that
+ * fills inside an HDF5 write can leave the file unreadable, so a run stops
+ * while this much is still free. */
+static uint64_t log_reserve_bytes(game *g)
+{
+    const agon__log_settings *ls = &g->exp->log;
+    uint64_t nets = 0;
+    agon_net *both[2] = {g->G, g->D};
+    for (int r = 0; r < 2; r++) {
+        for (size_t i = 0; i < agon_net_param_count(both[r]); i++)
+            nets += (uint64_t)agon_tensor_numel(&agon_net_param(both[r], i)->value);
+        for (size_t i = 0; i < agon_net_buffer_count(both[r]); i++)
+            nets += (uint64_t)agon_tensor_numel(&agon_net_buffer(both[r], i)->value);
+    }
+    uint64_t bytes = (ls->params_every > 0 ? 2 : 1) * nets * sizeof(float);
+    if (ls->samples_every > 0)
+        bytes += (uint64_t)ls->n_samples * (uint64_t)g->sample_numel * sizeof(float);
+    bytes += (N_SCALARS + 1) * 1024 * sizeof(double);
+    for (size_t i = 0; i < g->n_metrics; i++) {
+        const metric *m = &g->metrics[i];
+        if (m->n_outputs > 0)
+            bytes += (m->n_outputs + 1) * 1024 * sizeof(double);
+        for (size_t t = 0; t < m->n_tensors; t++)
+            bytes += (uint64_t)agon_shape_numel(&m->tensors[t].shape) * sizeof(float);
+    }
+    return bytes + ((uint64_t)1 << 20);
+}
+
+/* Free bytes for an unprivileged writer on the file system of `path`;
+ * UINT64_MAX when that cannot be told. */
+static uint64_t free_bytes(const char *path)
+{
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0)
+        return UINT64_MAX;
+    return (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+}
+
 /* ---- progress ------------------------------------------------------------------ */
 
 typedef struct progress {
@@ -1710,10 +1753,13 @@ static int claim_output(const char *path, bool overwrite, agon_error *err)
                                   "%s: another run created it a moment ago; give each run its "
                                   "own output path (-o)",
                                   path);
-        return agon_error_set(err, AGON_EIO,
-                              "%s: cannot create log file: %s; create the directory or choose "
-                              "another output path (-o)",
-                              path, strerror(errno));
+        int e = errno;
+        return agon_error_set(err, AGON_EIO, "%s: cannot create log file: %s; %s", path,
+                              strerror(e),
+                              e == ENOENT || e == ENOTDIR
+                                  ? "create the directory or choose another output path (-o)"
+                                  : "make the directory writable or choose another output "
+                                    "path (-o)");
     }
     close(fd);
     return 0;
@@ -1821,6 +1867,10 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         rc = ckpt_write(&g, &rl, 0, 1, err);
     /* A resumed run must stop where the checkpoint says it went on. */
     bool at_step_boundary = true;
+    /* Stopped between two steps on purpose (a signal, a disk about to
+     * fill): the state is whole, so it gets a final checkpoint. */
+    bool stopped_between_steps = false;
+    const uint64_t reserve = log_reserve_bytes(&g);
 
     const double loop_start = now_seconds();
     while (rc == 0 && step < steps) {
@@ -1829,6 +1879,19 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
             snprintf(message, sizeof message, "stopped by a signal after step %lld",
                      (long long)step);
             rc = AGON_EINTERRUPTED;
+            stopped_between_steps = true;
+            break;
+        }
+        uint64_t left = free_bytes(path);
+        if (left < reserve) {
+            rc = agon_error_set(err, AGON_EIO,
+                                "%s: the disk holding it has %.2f MB free, less than the %.2f MB "
+                                "the log needs to end cleanly; stopped after step %lld with a "
+                                "checkpoint; free some space, then continue with agon run "
+                                "--resume %s",
+                                path, (double)left / 1e6, (double)reserve / 1e6,
+                                (long long)step, path);
+            stopped_between_steps = true;
             break;
         }
         step++;
@@ -1895,7 +1958,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     /* The state after a whole step goes into both slots, so that the
      * final checkpoint does not depend on how many were written before
      * (a resumed run's log equals an uninterrupted one's). */
-    if (at_step_boundary && (rc == 0 || strcmp(status, "interrupted") == 0)) {
+    if (at_step_boundary && (rc == 0 || stopped_between_steps)) {
         agon_error ck_err = {0};
         int crc = ckpt_write(&g, &rl, step, CKPT_SLOTS, &ck_err);
         if (crc != 0 && rc == 0) {

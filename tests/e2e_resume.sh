@@ -209,6 +209,9 @@ expect "resume a file that is not HDF5" 5 "garbage.h5: not a readable HDF5 file 
 head -c 3000 ref.h5 >cut.h5
 expect "resume a truncated log" 5 "cut.h5: not a readable HDF5 file (truncated, damaged or another format); give the path of an agon run log" -- \
   "$AGON" run --resume cut.h5
+"$PY" -c "import h5py; h5py.File('other_layout.h5', 'w')['x'] = [1.0, 2.0]"
+expect "resume an HDF5 file that is not a run log" 5 "other_layout.h5: an HDF5 file but not an agon run log (no format_version or /config); give the path of a log written by agon run" -- \
+  "$AGON" run --resume other_layout.h5
 expect "resume a missing log" 5 "nope.h5: cannot open run log: No such file or directory" -- \
   "$AGON" run --resume nope.h5
 expect "resume takes no -o" 2 "agon: run --resume continues the log it names; it takes no -o or --overwrite (see agon --help)" -- \
