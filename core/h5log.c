@@ -729,6 +729,22 @@ const char *agon_log_path(const agon_log *log)
     return log->path;
 }
 
+int agon_log_move(agon_log *log, const char *path, agon_error *err)
+{
+    char *copy = dup_string(path);
+    if (!copy)
+        return log_nomem(err, log, NULL);
+    if (rename(log->path, path) != 0) {
+        int e = errno;
+        free(copy);
+        return agon_error_set(err, AGON_EIO, "%s: cannot move the new log here from %s: %s",
+                              path, log->path, strerror(e));
+    }
+    free(log->path);
+    log->path = copy;
+    return 0;
+}
+
 /* ---- attributes and whole datasets ---------------------------------------- */
 
 static int attr_prologue(agon_log *log, const char *obj_path, agon_error *err)

@@ -1389,7 +1389,12 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     const agon_experiment *exp = g->exp;
     memset(rl, 0, sizeof *rl);
     *start_step = 0;
-    rl->log = opts->resume ? agon_log_reopen(path, err) : agon_log_create(path, err);
+    /* A new log is built under a temporary name next to its path and moved
+     * there once it is live: a writer killed during setup leaves no
+     * half-created file at the path (only the empty file that claimed it). */
+    char building[4200];
+    snprintf(building, sizeof building, "%s.%ld.partial", path, (long)getpid());
+    rl->log = opts->resume ? agon_log_reopen(path, err) : agon_log_create(building, err);
     if (!rl->log)
         return err->code ? err->code : AGON_EIO;
     agon_log *log = rl->log;
@@ -1513,7 +1518,13 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
             (rc = declare_params(g, rl, cursors, AGON_ROLE_DISCRIMINATOR, g->D, err)) != 0)
             return rc;
     }
-    return agon_log_start(log, err);
+    /* A checkpoint before the log goes live: a run killed at any moment
+     * after setup can be resumed. */
+    if (!opts->resume && (rc = ckpt_write(g, rl, 0, 1, err)) != 0)
+        return rc;
+    if ((rc = agon_log_start(log, err)) != 0)
+        return rc;
+    return opts->resume ? 0 : agon_log_move(log, path, err);
 }
 
 static int snapshot_samples(game *g, run_log *rl, int64_t step, agon_error *err)
@@ -1734,18 +1745,19 @@ static int resume_check(const agon_experiment *exp, const char *path,
     return rc;
 }
 
-/* Makes `path` this run's, checking again since the first check.  An old
- * log is removed rather than truncated, so a run still writing it keeps
- * its own inode.  O_EXCL makes the claim atomic: of two runs started on one
- * new path, exactly one gets it. */
-static int claim_output(const char *path, bool overwrite, agon_error *err)
+/* Makes `path` this run's, checking again since the first check.  A new
+ * path is claimed with an empty file (O_EXCL: of two runs started on one
+ * new path, exactly one gets it); an old log (*replacing) is left alone
+ * until the new log, live, is renamed over it, so a run still writing the
+ * old one keeps its own inode and a failed start loses nothing. */
+static int claim_output(const char *path, bool overwrite, bool *replacing, agon_error *err)
 {
-    bool exists;
-    int rc = agon__check_output(path, overwrite, "HDF5 run log", &exists, err);
+    int rc = agon__check_output(path, overwrite, "HDF5 run log", replacing, err);
     if (rc != 0)
         return rc;
-    if (exists && unlink(path) != 0)
-        return agon_error_set(err, AGON_EIO, "%s: cannot replace it: %s", path, strerror(errno));
+    /* An old log stays until the new one replaces it, live (open_log). */
+    if (*replacing)
+        return 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0) {
         if (errno == EEXIST)
@@ -1821,14 +1833,21 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     g.stop_flag = opts->stop_flag;
     if (rc == 0)
         rc = metrics_prepare(&g, err);
+    bool replacing = false;
     if (rc == 0 && !opts->resume)
-        rc = claim_output(path, opts->overwrite, err);
+        rc = claim_output(path, opts->overwrite, &replacing, err);
     if (rc == 0)
         rc = open_log(&g, path, opts, &rl, &step, err);
     if (rc != 0) {
         if (rl.log) {
             agon_error ignored = {0};
             agon_log_finish(rl.log, "failed", err->message, &ignored);
+            /* Set-up failed before the new log went live: it takes the
+             * place of the empty file that claimed the path, with its
+             * reason, but an old log being replaced stays as it was. */
+            if (strcmp(agon_log_path(rl.log), path) != 0 &&
+                (replacing || agon_log_move(rl.log, path, &ignored) != 0))
+                unlink(agon_log_path(rl.log));
             agon_log_close(rl.log, &ignored);
         }
         game_teardown(&g);
@@ -1857,14 +1876,12 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     const char *diverged_series = NULL;
     char diverged_tensor[128] = "";
 
-    if (rl.samples && !opts->resume)
+    /* The step-0 snapshots follow the step-0 checkpoint (open_log), so a
+     * run resumed from it takes them again. */
+    if (rl.samples && step == 0)
         rc = snapshot_samples(&g, &rl, 0, err);
-    if (rc == 0 && rl.params[0] && !opts->resume)
+    if (rc == 0 && rl.params[0] && step == 0)
         rc = snapshot_params(&rl, 0, err);
-    /* A checkpoint before the first step: a run killed at any moment
-     * after setup can be resumed. */
-    if (rc == 0 && !opts->resume)
-        rc = ckpt_write(&g, &rl, 0, 1, err);
     /* A resumed run must stop where the checkpoint says it went on. */
     bool at_step_boundary = true;
     /* Stopped between two steps on purpose (a signal, a disk about to

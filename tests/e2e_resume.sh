@@ -126,6 +126,12 @@ while [ "$i" -lt "$KILLS" ] && [ "$attempts" -lt $((3 * KILLS)) ]; do
     echo "run finished before $at s; another moment"
     continue
   fi
+  # Killed during set-up, before the log went live: the path holds only
+  # the empty file that claimed it (the log is built under another name).
+  if [ ! -s "$log" ]; then
+    echo "killed at $at s before the log existed (empty placeholder); another moment"
+    continue
+  fi
   i=$((i + 1))
   show=$("$AGON" show "$log" --no-config 2>&1 | head -1)
   if ! echo "$show" | grep -qE "interrupted at step [0-9]+ \(its writer, pid $pid, is gone\)"; then

@@ -176,6 +176,12 @@ AGON_API int agon_log_finish(agon_log *log, const char *status, const char *mess
  * no-op.  Returns 0 or the error of the final write. */
 AGON_API int agon_log_close(agon_log *log, agon_error *err);
 
+/* Moves the log's file to `path` (on the same file system), replacing a
+ * file there atomically, and keeps writing it there.  A run builds its log
+ * under a temporary name and moves it into place once it is live, so that
+ * the path never holds a half-created file.  Returns 0 or AGON_EIO. */
+AGON_API int agon_log_move(agon_log *log, const char *path, agon_error *err);
+
 /* True when `path` is a readable HDF5 file (any HDF5 file, not only a run
  * log).  Never blocks: only regular files are probed. */
 AGON_API bool agon_log_file_is_hdf5(const char *path);
