@@ -23,8 +23,8 @@
 #include "agon/error.h"
 
 static const char export_usage[] =
-    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]\n"
-    "                   [--no-landscape]";
+    "usage: agon export RUN.h5 [--png DIR] [--csv DIR] [--steps all|last|S1,S2,...] [--cols N]\n"
+    "                   [--scale K] [--no-landscape]";
 
 static const char export_help[] =
     "\n"
@@ -39,6 +39,9 @@ static const char export_help[] =
     "\n"
     "  --png DIR      folder for the PNG files, created if missing; PNG files\n"
     "                 of the same names in it are replaced\n"
+    "  --csv DIR      also (or instead) write every table as CSV with a step column:\n"
+    "                 DIR/scalars.csv and DIR/metrics_<name>.csv for each metric with\n"
+    "                 scalar outputs; values with 17 significant digits (exact)\n"
     "  --steps WHICH  all (default), last, or a comma-separated list of logged steps\n"
     "  --cols N       images per grid row (default: the log's grid_cols attribute,\n"
     "                 else the smallest N with N*N >= the number of samples)\n"
@@ -71,6 +74,7 @@ typedef enum steps_mode { STEPS_ALL, STEPS_LAST, STEPS_LIST } steps_mode;
 typedef struct export_opts {
     const char *log_path;
     const char *dir;
+    const char *csv_dir;
     steps_mode steps;
     int64_t *list;          /* owned; STEPS_LIST only */
     size_t n_list;
@@ -225,7 +229,8 @@ static int parse_export_args(int argc, char **argv, export_opts *o)
             name = opt;
             value = eq + 1;
         }
-        bool takes_value = strcmp(name, "--png") == 0 || strcmp(name, "--steps") == 0 ||
+        bool takes_value = strcmp(name, "--png") == 0 || strcmp(name, "--csv") == 0 ||
+                           strcmp(name, "--steps") == 0 ||
                            strcmp(name, "--cols") == 0 || strcmp(name, "--scale") == 0;
         if (!takes_value)
             return usage_fail("unknown option '%s'", arg);
@@ -234,10 +239,13 @@ static int parse_export_args(int argc, char **argv, export_opts *o)
                 return usage_fail("option '%s' needs a value", arg);
             value = argv[++i];
         }
-        if (strcmp(name, "--png") == 0) {
+        if (strcmp(name, "--png") == 0 || strcmp(name, "--csv") == 0) {
             if (!value[0])
                 return usage_fail("%s needs a folder name, not an empty string", name);
-            o->dir = value;
+            if (name[2] == 'p')
+                o->dir = value;
+            else
+                o->csv_dir = value;
         } else if (strcmp(name, "--steps") == 0) {
             int rc = parse_steps(value, o);
             if (rc != 0)
@@ -251,8 +259,8 @@ static int parse_export_args(int argc, char **argv, export_opts *o)
     }
     if (!o->log_path)
         return usage_fail("%s", "no run log given");
-    if (!o->dir)
-        return usage_fail("%s", "--png DIR is missing (the folder for the PNG files)");
+    if (!o->dir && !o->csv_dir)
+        return usage_fail("%s", "give --png DIR (sample pictures) or --csv DIR (tables), or both");
     return 0;
 }
 
@@ -631,7 +639,8 @@ static int write_png(const char *path, size_t base, char *tmp, const picture *p)
 }
 
 /* mkdir -p: creates every missing folder of `dir`. */
-static int make_dir(const char *dir)
+/* Creates `dir` and its parents; `option` ("--png") names it in messages. */
+static int make_dir(const char *dir, const char *option)
 {
     char *p = strdup(dir);
     if (!p) {
@@ -648,8 +657,8 @@ static int make_dir(const char *dir)
         struct stat st;
         int e = mkdir(p, 0777) == 0 ? 0 : errno;
         if (e != 0 && e != EEXIST && !(stat(p, &st) == 0 && S_ISDIR(st.st_mode))) {
-            fprintf(stderr, "%s: cannot create the --png folder: %s; choose another folder\n", p,
-                    strerror(e));
+            fprintf(stderr, "%s: cannot create the %s folder: %s; choose another folder\n", p,
+                    option, strerror(e));
             free(p);
             return AGON_EIO;
         }
@@ -658,8 +667,8 @@ static int make_dir(const char *dir)
     free(p);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "%s: exists and is not a folder; give --png a folder (it is created if "
-                "missing)\n", dir);
+        fprintf(stderr, "%s: exists and is not a folder; give %s a folder (it is created if "
+                "missing)\n", dir, option);
         return AGON_EIO;
     }
     return 0;
@@ -1002,7 +1011,7 @@ static int export_all(const samples *s, const export_opts *o, const int64_t *row
                 "2^27 pixels; lower --scale or choose --cols\n", s->path);
         return AGON_EDATA;
     }
-    int rc = make_dir(o->dir);
+    int rc = make_dir(o->dir, "--png");
     if (rc != 0)
         return rc;
 
@@ -1065,6 +1074,16 @@ int agon_cli_export(int argc, char **argv)
     if (file < 0) {
         free(o.list);
         return rc;
+    }
+    if (o.csv_dir) {
+        rc = make_dir(o.csv_dir, "--csv");
+        if (rc == 0)
+            rc = agon__export_csv(file, o.log_path, o.csv_dir);
+        if (rc != 0 || !o.dir) {
+            H5Fclose(file);
+            free(o.list);
+            return rc;
+        }
     }
     samples s = {.path = o.log_path, .group = H5I_INVALID_HID, .x = H5I_INVALID_HID};
     int64_t *rows = NULL;

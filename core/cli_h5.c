@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -117,3 +118,127 @@ int agon__h5_attr_int64(hid_t obj, const char *name, int64_t *v)
     agon__h5_attr_close(&a);
     return ok ? 1 : -1;
 }
+
+/* A scalar string attribute (variable or fixed length) as a malloc'ed
+ * string, or NULL when absent or not a string. */
+char *agon__h5_attr_string(hid_t obj, const char *name)
+{
+    agon__h5_attr a;
+    if (agon__h5_attr_open(obj, name, &a) <= 0)
+        return NULL;
+    char *out = NULL;
+    hid_t mt = H5I_INVALID_HID;
+    if (H5Tget_class(a.type) != H5T_STRING || H5Sget_simple_extent_npoints(a.space) != 1)
+        goto out;
+    mt = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mt, H5Tget_cset(a.type));
+    if (H5Tis_variable_str(a.type) > 0) {
+        char *p = NULL;
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a.attr, mt, &p) >= 0) {
+            out = strdup(p ? p : "");
+            H5free_memory(p);
+        }
+    } else {
+        size_t n = H5Tget_size(a.type);
+        H5Tset_size(mt, n + 1);
+        H5Tset_strpad(mt, H5T_STR_NULLTERM);
+        out = calloc(n + 1, 1);
+        if (out && H5Aread(a.attr, mt, out) < 0) {
+            free(out);
+            out = NULL;
+        }
+    }
+out:
+    if (mt >= 0)
+        H5Tclose(mt);
+    agon__h5_attr_close(&a);
+    return out;
+}
+
+/* Length along dim 0 of a 1-D dataset, or -1. */
+int64_t agon__h5_dataset_length(hid_t group, const char *name)
+{
+    if (H5Lexists(group, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    if (ds < 0)
+        return -1;
+    int64_t n = -1;
+    hid_t sp = H5Dget_space(ds);
+    if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1) {
+        hsize_t dim;
+        H5Sget_simple_extent_dims(sp, &dim, NULL);
+        n = (int64_t)dim;
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(ds);
+    return n;
+}
+
+void agon__h5_columns_fini(agon__h5_columns *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->names[i]);
+    free(l->names);
+    l->names = NULL;
+    l->count = 0;
+}
+
+static bool columns_push(agon__h5_columns *l, const char *name, size_t len)
+{
+    char **grown = realloc(l->names, (l->count + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    l->names = grown;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    l->names[l->count++] = copy;
+    return true;
+}
+
+static herr_t collect_dataset(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    agon__h5_columns *l = data;
+    if (strcmp(name, "step") == 0 || !agon__h5_is_object(group, name, H5O_TYPE_DATASET))
+        return 0;
+    return columns_push(l, name, strlen(name)) ? 0 : -1;
+}
+
+/* The columns of a table: its "columns" attribute in writer order, or,
+ * for files written by other tools, every dataset but "step" by name. */
+void agon__h5_table_columns(hid_t group, agon__h5_columns *l)
+{
+    char *attr = agon__h5_attr_string(group, "columns");
+    if (attr) {
+        const char *p = attr;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len > 0)
+                columns_push(l, p, len);
+            p += len + (comma ? 1 : 0);
+        }
+        free(attr);
+        return;
+    }
+    H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_dataset, l);
+}
+
+/* Rows every dataset of the table has: after a crash the datasets of a
+ * table may end at different lengths, and only the common prefix counts. */
+int64_t agon__h5_table_rows(hid_t group, const agon__h5_columns *l)
+{
+    int64_t n = agon__h5_dataset_length(group, "step");
+    for (size_t i = 0; i < l->count && n > 0; i++) {
+        int64_t k = agon__h5_dataset_length(group, l->names[i]);
+        if (k < n)
+            n = k < 0 ? 0 : k;
+    }
+    return n < 0 ? 0 : n;
+}
+

@@ -66,4 +66,32 @@ void agon__h5_attr_close(agon__h5_attr *a);
  * integer or cannot be read. */
 int agon__h5_attr_int64(hid_t obj, const char *name, int64_t *v);
 
+/* A scalar string attribute (variable or fixed length) as a malloc'ed
+ * string, or NULL when absent or not a string. */
+char *agon__h5_attr_string(hid_t obj, const char *name);
+
+/* Length along dim 0 of the 1-D dataset `name` of `group`, or -1. */
+int64_t agon__h5_dataset_length(hid_t group, const char *name);
+
+/* The column names of a table group (docs/hdf5-layout.md, "Tables"). */
+typedef struct agon__h5_columns {
+    char **names;
+    size_t count;
+} agon__h5_columns;
+
+/* The columns of a table: its "columns" attribute in writer order, or, for
+ * files written by other tools, every dataset but "step" by name. */
+void agon__h5_table_columns(hid_t group, agon__h5_columns *l);
+void agon__h5_columns_fini(agon__h5_columns *l);
+
+/* Rows every dataset of the table has: after a crash the datasets of a
+ * table may end at different lengths, and only the common prefix counts. */
+int64_t agon__h5_table_rows(hid_t group, const agon__h5_columns *l);
+
+/* `agon export --csv DIR` (cli_export_csv.c): DIR/scalars.csv and
+ * DIR/metrics_<name>.csv for every table of the open log `file`; prints
+ * each path written.  DIR must exist.  Returns 0 or an agon status after
+ * printing one line. */
+int agon__export_csv(hid_t file, const char *log_path, const char *dir);
+
 #endif /* AGON_CLI_H5_H */

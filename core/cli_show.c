@@ -20,46 +20,9 @@
 #include "agon/error.h"
 #include "agon/log.h"
 
-static const char show_usage[] = "usage: agon show [--no-config] RUN.h5...";
+static const char show_usage[] = "usage: agon show [--no-config] RUN.h5... | agon show --follow RUN.h5";
 
 /* ---- reading attributes and datasets, tolerant of what h5py writes ---- */
-
-/* A scalar string attribute (variable or fixed length) as a malloc'ed
- * string, or NULL when absent or not a string. */
-static char *attr_string(hid_t obj, const char *name)
-{
-    agon__h5_attr a;
-    if (agon__h5_attr_open(obj, name, &a) <= 0)
-        return NULL;
-    char *out = NULL;
-    hid_t mt = H5I_INVALID_HID;
-    if (H5Tget_class(a.type) != H5T_STRING || H5Sget_simple_extent_npoints(a.space) != 1)
-        goto out;
-    mt = H5Tcopy(H5T_C_S1);
-    H5Tset_cset(mt, H5Tget_cset(a.type));
-    if (H5Tis_variable_str(a.type) > 0) {
-        char *p = NULL;
-        H5Tset_size(mt, H5T_VARIABLE);
-        if (H5Aread(a.attr, mt, &p) >= 0) {
-            out = strdup(p ? p : "");
-            H5free_memory(p);
-        }
-    } else {
-        size_t n = H5Tget_size(a.type);
-        H5Tset_size(mt, n + 1);
-        H5Tset_strpad(mt, H5T_STR_NULLTERM);
-        out = calloc(n + 1, 1);
-        if (out && H5Aread(a.attr, mt, out) < 0) {
-            free(out);
-            out = NULL;
-        }
-    }
-out:
-    if (mt >= 0)
-        H5Tclose(mt);
-    agon__h5_attr_close(&a);
-    return out;
-}
 
 /* A scalar numeric attribute converted to int64; false when absent. */
 static bool attr_int(hid_t obj, const char *name, int64_t *v)
@@ -85,27 +48,6 @@ static bool attr_int(hid_t obj, const char *name, int64_t *v)
     return ok;
 }
 
-/* Length along dim 0 of a 1-D dataset, or -1. */
-static int64_t dataset_length(hid_t group, const char *name)
-{
-    if (H5Lexists(group, name, H5P_DEFAULT) <= 0)
-        return -1;
-    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
-    if (ds < 0)
-        return -1;
-    int64_t n = -1;
-    hid_t sp = H5Dget_space(ds);
-    if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1) {
-        hsize_t dim;
-        H5Sget_simple_extent_dims(sp, &dim, NULL);
-        n = (int64_t)dim;
-    }
-    if (sp >= 0)
-        H5Sclose(sp);
-    H5Dclose(ds);
-    return n;
-}
-
 /* Element `row` of a 1-D numeric dataset, converted to `mem_type`. */
 static bool dataset_element(hid_t group, const char *name, int64_t row, hid_t mem_type, void *out)
 {
@@ -119,76 +61,6 @@ static bool dataset_element(hid_t group, const char *name, int64_t row, hid_t me
 }
 
 /* ---- column groups (tables) --------------------------------------------- */
-
-typedef struct column_list {
-    char **names;
-    size_t count;
-} column_list;
-
-static void column_list_fini(column_list *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        free(l->names[i]);
-    free(l->names);
-    l->names = NULL;
-    l->count = 0;
-}
-
-static bool column_list_push(column_list *l, const char *name, size_t len)
-{
-    char **grown = realloc(l->names, (l->count + 1) * sizeof *grown);
-    if (!grown)
-        return false;
-    l->names = grown;
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return false;
-    memcpy(copy, name, len);
-    copy[len] = '\0';
-    l->names[l->count++] = copy;
-    return true;
-}
-
-static herr_t collect_dataset(hid_t group, const char *name, const H5L_info_t *info, void *data)
-{
-    column_list *l = data;
-    if (strcmp(name, "step") == 0 || !agon__h5_is_object(group, name, H5O_TYPE_DATASET))
-        return 0;
-    return column_list_push(l, name, strlen(name)) ? 0 : -1;
-}
-
-/* The columns of a table: its "columns" attribute in writer order, or,
- * for files written by other tools, every dataset but "step" by name. */
-static void table_columns(hid_t group, column_list *l)
-{
-    char *attr = attr_string(group, "columns");
-    if (attr) {
-        const char *p = attr;
-        while (*p) {
-            const char *comma = strchr(p, ',');
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            if (len > 0)
-                column_list_push(l, p, len);
-            p += len + (comma ? 1 : 0);
-        }
-        free(attr);
-        return;
-    }
-    H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_dataset, l);
-}
-
-/* Rows every dataset of the table has: after a crash the datasets of a
- * table may end at different lengths, and only the common prefix counts. */
-static int64_t table_rows(hid_t group, const column_list *l)
-{
-    int64_t n = dataset_length(group, "step");
-    for (size_t i = 0; i < l->count && n > 0; i++) {
-        int64_t k = dataset_length(group, l->names[i]);
-        if (k < n)
-            n = k < 0 ? 0 : k;
-    }
-    return n < 0 ? 0 : n;
-}
 
 typedef struct scalar_label {
     const char *column;
@@ -214,9 +86,9 @@ static void print_value(const char **sep, const char *label, const char *format,
 }
 
 /* Last row of a table, or -1 when it has none.  Prints nothing. */
-static int64_t table_last_row(hid_t group, const column_list *cols, int64_t *step)
+static int64_t table_last_row(hid_t group, const agon__h5_columns *cols, int64_t *step)
 {
-    int64_t rows = table_rows(group, cols);
+    int64_t rows = agon__h5_table_rows(group, cols);
     if (rows <= 0 || !dataset_element(group, "step", rows - 1, H5T_NATIVE_INT64, step))
         return -1;
     return rows - 1;
@@ -229,6 +101,32 @@ static double column_value(hid_t group, const char *name, int64_t row)
     return v;
 }
 
+/* Row `row` of /scalars: "<prefix>step S: loss_d ... D(x) ...", the
+ * training scalars first in the order a reader scans them. */
+static void print_scalar_row(hid_t g, const agon__h5_columns *cols, int64_t row, int64_t step,
+                             const char *prefix)
+{
+    printf("%sstep %lld: ", prefix, (long long)step);
+    const char *sep = "";
+    bool *done = calloc(cols->count ? cols->count : 1, sizeof *done);
+    for (size_t k = 0; k < sizeof scalar_labels / sizeof scalar_labels[0]; k++) {
+        for (size_t i = 0; i < cols->count; i++) {
+            if (strcmp(cols->names[i], scalar_labels[k].column) != 0)
+                continue;
+            print_value(&sep, scalar_labels[k].label, scalar_labels[k].format,
+                        column_value(g, cols->names[i], row));
+            if (done)
+                done[i] = true;
+        }
+    }
+    for (size_t i = 0; i < cols->count; i++) {
+        if (!done || !done[i])
+            print_value(&sep, cols->names[i], "%.4g", column_value(g, cols->names[i], row));
+    }
+    free(done);
+    printf("\n");
+}
+
 /* "last step S: loss_d ...".  Returns the last step, or -1 without rows. */
 static int64_t show_scalars(hid_t file)
 {
@@ -237,35 +135,17 @@ static int64_t show_scalars(hid_t file)
     hid_t g = H5Gopen2(file, "scalars", H5P_DEFAULT);
     if (g < 0)
         return -1;
-    column_list cols = {0};
-    table_columns(g, &cols);
+    agon__h5_columns cols = {0};
+    agon__h5_table_columns(g, &cols);
     int64_t step = -1;
     int64_t row = table_last_row(g, &cols, &step);
     if (row < 0) {
         printf("no steps logged yet\n");
         step = -1;
     } else {
-        printf("last step %lld: ", (long long)step);
-        const char *sep = "";
-        bool *done = calloc(cols.count ? cols.count : 1, sizeof *done);
-        for (size_t k = 0; k < sizeof scalar_labels / sizeof scalar_labels[0]; k++) {
-            for (size_t i = 0; i < cols.count; i++) {
-                if (strcmp(cols.names[i], scalar_labels[k].column) != 0)
-                    continue;
-                print_value(&sep, scalar_labels[k].label, scalar_labels[k].format,
-                            column_value(g, cols.names[i], row));
-                if (done)
-                    done[i] = true;
-            }
-        }
-        for (size_t i = 0; i < cols.count; i++) {
-            if (!done || !done[i])
-                print_value(&sep, cols.names[i], "%.4g", column_value(g, cols.names[i], row));
-        }
-        free(done);
-        printf("\n");
+        print_scalar_row(g, &cols, row, step, "last ");
     }
-    column_list_fini(&cols);
+    agon__h5_columns_fini(&cols);
     H5Gclose(g);
     return step;
 }
@@ -281,11 +161,11 @@ static bool tensor_summary(hid_t metric, int64_t *step, char *buf, size_t cap)
     hid_t g = H5Gopen2(metric, "tensors", H5P_DEFAULT);
     if (g < 0)
         return false;
-    column_list cols = {0};
-    table_columns(g, &cols);
+    agon__h5_columns cols = {0};
+    agon__h5_table_columns(g, &cols);
     /* As for tables, only snapshots every column has count (a killed
      * writer may leave the datasets at different lengths). */
-    int64_t rows = dataset_length(g, "step");
+    int64_t rows = agon__h5_dataset_length(g, "step");
     enum { MAX_RANK = 8 };
     hsize_t(*dims)[MAX_RANK] = calloc(cols.count + 1, sizeof *dims);
     int *ranks = calloc(cols.count + 1, sizeof *ranks);
@@ -323,7 +203,7 @@ static bool tensor_summary(hid_t metric, int64_t *step, char *buf, size_t cap)
     }
     free(dims);
     free(ranks);
-    column_list_fini(&cols);
+    agon__h5_columns_fini(&cols);
     H5Gclose(g);
     return any;
 }
@@ -335,8 +215,8 @@ static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *inf
     hid_t g = H5Gopen2(metrics, name, H5P_DEFAULT);
     if (g < 0)
         return 0;
-    column_list cols = {0};
-    table_columns(g, &cols);
+    agon__h5_columns cols = {0};
+    agon__h5_table_columns(g, &cols);
     int64_t step = -1, tensor_step = -1;
     int64_t row = table_last_row(g, &cols, &step);
     char tensors[512];
@@ -352,7 +232,7 @@ static herr_t show_metric(hid_t metrics, const char *name, const H5L_info_t *inf
             printf("%stensors %s", sep, tensors);
         printf("\n");
     }
-    column_list_fini(&cols);
+    agon__h5_columns_fini(&cols);
     H5Gclose(g);
     return 0;
 }
@@ -441,7 +321,7 @@ static void format_duration(long long s, char *buf, size_t cap)
  * a dead run look alive, never the other way round). */
 static void show_running(const char *path, hid_t file, int64_t done)
 {
-    char *host = attr_string(file, "host");
+    char *host = agon__h5_attr_string(file, "host");
     int64_t pid = 0;
     char here[256] = "";
     gethostname(here, sizeof here - 1);
@@ -466,10 +346,10 @@ static void show_running(const char *path, hid_t file, int64_t done)
 /* The status line: "<file>: completed, 10000/10000 steps, 42 s". */
 static void show_status(const char *path, hid_t file, int64_t last_step)
 {
-    char *status = attr_string(file, "status");
-    char *message = attr_string(file, "status_message");
-    char *start = attr_string(file, "start_time");
-    char *end = attr_string(file, "end_time");
+    char *status = agon__h5_attr_string(file, "status");
+    char *message = agon__h5_attr_string(file, "status_message");
+    char *start = agon__h5_attr_string(file, "start_time");
+    char *end = agon__h5_attr_string(file, "end_time");
     int64_t done = 0, planned = 0;
     /* Steps count completed training steps, so the last logged step is a
      * lower bound; steps_done is final only once the run has ended (a
@@ -506,10 +386,10 @@ static void show_status(const char *path, hid_t file, int64_t last_step)
 /* "run ID  seed S  agon V (rev R)  started T", leaving out what is absent. */
 static void show_identity(hid_t file)
 {
-    char *run_id = attr_string(file, "run_id");
-    char *version = attr_string(file, "agon_version");
-    char *rev = attr_string(file, "git_revision");
-    char *start = attr_string(file, "start_time");
+    char *run_id = agon__h5_attr_string(file, "run_id");
+    char *version = agon__h5_attr_string(file, "agon_version");
+    char *rev = agon__h5_attr_string(file, "git_revision");
+    char *start = agon__h5_attr_string(file, "start_time");
     int64_t seed = 0;
     bool have_seed = attr_int(file, "seed", &seed);
     const char *sep = "";
@@ -575,6 +455,23 @@ static hid_t open_log(const char *path, int *code)
     return file;
 }
 
+/* The step of the last row of /scalars, or -1. */
+static int64_t last_scalar_step(hid_t file)
+{
+    int64_t last_step = -1;
+    if (H5Lexists(file, "scalars", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(file, "scalars", H5P_DEFAULT);
+        if (g >= 0) {
+            agon__h5_columns cols = {0};
+            agon__h5_table_columns(g, &cols);
+            table_last_row(g, &cols, &last_step);
+            agon__h5_columns_fini(&cols);
+            H5Gclose(g);
+        }
+    }
+    return last_step;
+}
+
 static int show_one(const char *path, bool with_config)
 {
     int code = 0;
@@ -587,18 +484,7 @@ static int show_one(const char *path, bool with_config)
                 "showing what this version understands\n", path, (long long)version,
                 AGON_LOG_FORMAT_VERSION);
     /* The status line needs the last step, which is printed after it. */
-    int64_t last_step = -1;
-    if (H5Lexists(file, "scalars", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(file, "scalars", H5P_DEFAULT);
-        if (g >= 0) {
-            column_list cols = {0};
-            table_columns(g, &cols);
-            table_last_row(g, &cols, &last_step);
-            column_list_fini(&cols);
-            H5Gclose(g);
-        }
-    }
-    show_status(path, file, last_step);
+    show_status(path, file, last_scalar_step(file));
     show_identity(file);
     show_scalars(file);
     show_metrics(file);
@@ -609,15 +495,156 @@ static int show_one(const char *path, bool with_config)
     return 0;
 }
 
+/* ---- following a run ------------------------------------------------------ */
+
+enum { FOLLOW_MAX_TABLES = 65, FOLLOW_POLL_US = 500000 };
+
+/* How many rows of each table (/scalars first, then the metrics by name)
+ * have been printed. */
+typedef struct follow_state {
+    hid_t file;
+    int64_t printed[FOLLOW_MAX_TABLES];
+    size_t n_metric;
+    bool quiet;         /* the first pass: remember where the tables end */
+} follow_state;
+
+/* Prints the rows of the table `g` that appeared since the last pass; the
+ * first pass prints only the last row ("last step ..."), as tail -f does.
+ * A SWMR reader sees rows appended since it opened the file only after it
+ * refreshes the datasets, which stay open while they are read. */
+static void follow_table(hid_t g, const char *metric, int64_t *printed, bool first)
+{
+    agon__h5_columns cols = {0};
+    agon__h5_table_columns(g, &cols);
+    hid_t ids[FOLLOW_MAX_TABLES + 1];
+    size_t n_ids = 0;
+    for (size_t i = 0; i <= cols.count && n_ids < sizeof ids / sizeof ids[0]; i++) {
+        hid_t ds = H5Dopen2(g, i < cols.count ? cols.names[i] : "step", H5P_DEFAULT);
+        if (ds >= 0) {
+            H5Drefresh(ds);
+            ids[n_ids++] = ds;
+        }
+    }
+    int64_t rows = agon__h5_table_rows(g, &cols);
+    int64_t from = first ? (rows > 0 ? rows - 1 : 0) : *printed;
+    for (int64_t r = from; r < rows; r++) {
+        int64_t step = -1;
+        if (!dataset_element(g, "step", r, H5T_NATIVE_INT64, &step))
+            break;
+        if (!metric) {
+            print_scalar_row(g, &cols, r, step, first ? "last " : "");
+        } else {
+            printf("metric %s @ step %lld: ", metric, (long long)step);
+            const char *sep = "";
+            for (size_t i = 0; i < cols.count; i++)
+                print_value(&sep, cols.names[i], "%.4g", column_value(g, cols.names[i], r));
+            printf("\n");
+        }
+    }
+    if (rows > *printed)
+        *printed = rows;
+    for (size_t i = 0; i < n_ids; i++)
+        H5Dclose(ids[i]);
+    agon__h5_columns_fini(&cols);
+}
+
+static herr_t follow_metric(hid_t metrics, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    follow_state *st = data;
+    if (st->n_metric + 1 >= FOLLOW_MAX_TABLES || !agon__h5_is_object(metrics, name, H5O_TYPE_GROUP))
+        return 0;
+    hid_t g = H5Gopen2(metrics, name, H5P_DEFAULT);
+    if (g < 0)
+        return 0;
+    if (agon__h5_is_object(g, "step", H5O_TYPE_DATASET))
+        follow_table(g, name, &st->printed[1 + st->n_metric++], st->quiet);
+    H5Gclose(g);
+    return 0;
+}
+
+static void follow_pass(follow_state *st)
+{
+    if (agon__h5_is_object(st->file, "scalars", H5O_TYPE_GROUP)) {
+        hid_t g = H5Gopen2(st->file, "scalars", H5P_DEFAULT);
+        if (g >= 0) {
+            follow_table(g, NULL, &st->printed[0], st->quiet);
+            H5Gclose(g);
+        }
+    }
+    st->n_metric = 0;
+    if (agon__h5_is_object(st->file, "metrics", H5O_TYPE_GROUP)) {
+        hid_t m = H5Gopen2(st->file, "metrics", H5P_DEFAULT);
+        if (m >= 0) {
+            H5Literate(m, H5_INDEX_NAME, H5_ITER_INC, NULL, follow_metric, st);
+            H5Gclose(m);
+        }
+    }
+    fflush(stdout);
+}
+
+/* True while the process that writes the log may still be running: its
+ * status is "running" and, on this host, its pid exists.  A writer on
+ * another host cannot be checked, so it is followed until Ctrl-C. */
+static bool writer_alive(hid_t file)
+{
+    char *status = agon__h5_attr_string(file, "status");
+    bool running = !status || strcmp(status, "running") == 0;
+    free(status);
+    if (!running)
+        return false;
+    char *host = agon__h5_attr_string(file, "host");
+    int64_t pid = 0;
+    char here[256] = "";
+    gethostname(here, sizeof here - 1);
+    bool alive = true;
+    if (host && strcmp(host, here) == 0 && attr_int(file, "pid", &pid) && pid > 0 &&
+        pid <= INT32_MAX)
+        alive = kill((pid_t)pid, 0) == 0 || errno == EPERM;
+    free(host);
+    return alive;
+}
+
+/* `agon show --follow RUN.h5`: the status, then the scalars and metric
+ * values of a run as its writer flushes them, until the writer ends. */
+static int follow(const char *path)
+{
+    int code = 0;
+    follow_state st = {.file = open_log(path, &code), .quiet = true};
+    if (st.file < 0)
+        return code;
+    show_status(path, st.file, last_scalar_step(st.file));
+    show_identity(st.file);
+    follow_pass(&st);
+    st.quiet = false;
+    while (writer_alive(st.file)) {
+        usleep(FOLLOW_POLL_US);
+        follow_pass(&st);
+    }
+    /* The rows flushed last, then the final status, which a SWMR reader
+     * only sees in a file opened again. */
+    follow_pass(&st);
+    H5Fclose(st.file);
+    hid_t file = open_log(path, &code);
+    if (file < 0)
+        return code;
+    show_status(path, file, last_scalar_step(file));
+    H5Fclose(file);
+    fflush(stdout);
+    return 0;
+}
+
 int agon_cli_show(int argc, char **argv)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    bool with_config = true;
+    bool with_config = true, follow_run = false;
     int n_files = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--no-config") == 0) {
             with_config = false;
+        } else if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0) {
+            follow_run = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             printf("%s\n", show_usage);
             return 0;
@@ -631,6 +658,16 @@ int agon_cli_show(int argc, char **argv)
     if (n_files == 0) {
         fprintf(stderr, "agon show: no run log given; %s\n", show_usage);
         return AGON_EUSAGE;
+    }
+    if (follow_run) {
+        if (n_files > 1) {
+            fprintf(stderr, "agon show: --follow follows one run log; %s\n", show_usage);
+            return AGON_EUSAGE;
+        }
+        for (int i = 1; i < argc; i++) {
+            if (argv[i][0] != '-' || argv[i][1] == '\0')
+                return follow(argv[i]);
+        }
     }
     int first = 0, shown = 0;
     for (int i = 1; i < argc; i++) {

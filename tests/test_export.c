@@ -11,8 +11,8 @@
 #include <png.h>
 
 #define USAGE                                                                                      \
-    "usage: agon export RUN.h5 --png DIR [--steps all|last|S1,S2,...] [--cols N] [--scale K]\n" \
-    "                   [--no-landscape]"
+    "usage: agon export RUN.h5 [--png DIR] [--csv DIR] [--steps all|last|S1,S2,...] [--cols N]\n" \
+    "                   [--scale K] [--no-landscape]"
 
 /* ---- writing logs -------------------------------------------------------- */
 
@@ -725,7 +725,8 @@ static void test_usage_errors(void **state)
     expect_error(args, 2, "agon export: unknown option '--frob'; " USAGE);
     snprintf(args, sizeof args, "'%s'", log);
     expect_error(args, 2,
-                 "agon export: --png DIR is missing (the folder for the PNG files); " USAGE);
+                 "agon export: give --png DIR (sample pictures) or --csv DIR (tables), or both; "
+                 USAGE);
     expect_error("--png out", 2, "agon export: no run log given; " USAGE);
     snprintf(args, sizeof args, "'%s' other.h5 --png o", log);
     expect_error(args, 2, "agon export: give one run log; 'other.h5' is a second one; " USAGE);
@@ -764,8 +765,8 @@ static void test_usage_errors(void **state)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "'%s' --help", AGON_CLI_PATH);
     assert_int_equal(agon_test_run(cmd, r.out, sizeof r.out, NULL, 0), 0);
-    assert_non_null(strstr(r.out, "\n  export RUN.h5 --png DIR [--steps all|last|S1,S2,...] "
-                                  "[--cols N] [--scale K]\n"));
+    assert_non_null(strstr(r.out, "\n  export RUN.h5 [--png DIR] [--csv DIR] "
+                                  "[--steps all|last|S1,...] [--cols N] [--scale K]\n"));
     snprintf(cmd, sizeof cmd, "'%s' exprt", AGON_CLI_PATH);
     assert_int_equal(agon_test_run(cmd, NULL, 0, r.err, sizeof r.err), 2);
     assert_string_equal(
