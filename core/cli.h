@@ -26,6 +26,14 @@ int agon_cli_plugins(int argc, char **argv, agon_registry *reg);
  * written). */
 int agon_cli_export(int argc, char **argv);
 
+/* `agon compare RUN.h5|DIR... --metric TABLE/COLUMN [--by KEYS] [--best
+ * max|min] [--format text|csv|markdown]`: argv[0] is "compare".  Prints one
+ * row per group of runs (the values of the --by config keys) with n, mean,
+ * std, 95% confidence interval, min and max of each run's value (its last
+ * row, or its best); runs without the value are named on stderr and left
+ * out (docs/compare.md).  Returns 0 or a negative agon status. */
+int agon_cli_compare(int argc, char **argv);
+
 /* `agon classifier train FILE.yaml [-o OUT.h5] [--set K=V]... [--force]
  * [--plugin-path DIR]...` and `agon classifier show CLS.h5`: argv[0] is
  * "classifier".  train prints one line per epoch and a final line with the

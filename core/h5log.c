@@ -97,6 +97,7 @@ struct agon_log {
     size_t n_series;
     agon_log_block **blocks;
     size_t n_blocks;
+    uint64_t pending;       /* bytes appended since the last flush */
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -997,6 +998,7 @@ int agon_log_table_append(agon_log_table *t, int64_t step, const double *values,
             return rc;
     }
     size_t row = t->buffered++;
+    t->log->pending += (t->n_columns + 1) * sizeof(double);
     t->steps[row] = step;
     for (size_t c = 0; c < t->n_columns; c++)
         t->values[c * TABLE_BLOCK_ROWS + row] = values[c];
@@ -1111,6 +1113,13 @@ int agon_log_series_append(agon_log_series *s, int64_t step, const float *const 
         return log_error(err, AGON_EIO, s->log, s->path,
                          "cannot append to 'step' (HDF5: %s)", d.text);
     s->rows_written++;
+    s->log->pending += sizeof(int64_t);
+    for (size_t c = 0; c < s->n_columns; c++) {
+        uint64_t numel = 1;
+        for (int i = 1; i < s->rank[c]; i++)
+            numel *= s->block[c][i];
+        s->log->pending += numel * sizeof(float);
+    }
     return 0;
 }
 
@@ -1183,6 +1192,8 @@ int agon_log_flush(agon_log *log, agon_error *err)
         return check_writable(log, NULL, err);
     int rc = write_all_blocks(log, err);
     int rc2 = flush_datasets(log, err);
+    if (rc == 0 && rc2 == 0)
+        log->pending = 0;
     return rc ? rc : rc2;
 }
 
@@ -1321,6 +1332,11 @@ int agon_log_close(agon_log *log, agon_error *err)
 }
 
 /* ---- cursors -------------------------------------------------------------------- */
+
+uint64_t agon_log_pending_bytes(const agon_log *log)
+{
+    return log->pending;
+}
 
 int64_t agon_log_table_rows(const agon_log_table *t)
 {

@@ -36,6 +36,10 @@ static const char usage_text[] =
     "                 an image grid, or a scatter plot for 2-D samples (over\n"
     "                 D's landscape when a d_landscape metric was logged)\n"
     "                 (agon export --help for details)\n"
+    "  compare RUN.h5|DIR... --metric TABLE/COLUMN [--by KEY[,KEY...]] [--best max|min]\n"
+    "                 [--format text|csv|markdown]\n"
+    "                 one row per group of runs (by config keys): n, mean, std,\n"
+    "                 95% confidence interval, min, max of each run's final value\n"
     "  classifier train FILE.yaml [-o OUT.h5] [--set KEY.PATH=VALUE]... [--overwrite]\n"
     "                 train the domain classifier the image metrics use and write it\n"
     "                 to OUT.h5 (default: the file's output key; an existing file is\n"
@@ -359,13 +363,13 @@ static int finish_stdout(int code)
 }
 
 static const char *const commands[] = {"run",    "validate",   "plugins", "show",
-                                        "export", "classifier", NULL};
+                                        "export", "compare",    "classifier", NULL};
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "agon: missing command (run, validate, plugins, show, export or "
-                        "classifier); see agon --help\n");
+        fprintf(stderr, "agon: missing command (run, validate, plugins, show, export, compare "
+                        "or classifier); see agon --help\n");
         return agon_status_exit_code(AGON_EUSAGE);
     }
     const char *cmd = argv[1];
@@ -382,6 +386,8 @@ int main(int argc, char **argv)
         return finish_stdout(agon_status_exit_code(agon_cli_show(argc - 1, argv + 1)));
     if (strcmp(cmd, "export") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_export(argc - 1, argv + 1)));
+    if (strcmp(cmd, "compare") == 0)
+        return finish_stdout(agon_status_exit_code(agon_cli_compare(argc - 1, argv + 1)));
     if (strcmp(cmd, "classifier") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_classifier(argc - 1, argv + 1)));
 

@@ -1615,7 +1615,8 @@ static void non_finite_tensor(game *g, bool grads, char *buf, size_t cap)
 
 /* ---- disk space ------------------------------------------------------------------ */
 
-/* What the log may still need to end cleanly from any step: one more row
+/* What the log may still need to end cleanly from any step, besides what
+ * was appended since the last flush (agon_log_pending_bytes): one more row
  * of every series, a new block of every table, /final (both networks'
  * parameters and buffers), and room for HDF5's metadata.  A disk that
  * fills inside an HDF5 write can leave the file unreadable, so a run stops
@@ -1899,14 +1900,16 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
             stopped_between_steps = true;
             break;
         }
+        /* What the next flush still writes comes on top. */
+        uint64_t need = reserve + agon_log_pending_bytes(rl.log);
         uint64_t left = free_bytes(path);
-        if (left < reserve) {
+        if (left < need) {
             rc = agon_error_set(err, AGON_EIO,
                                 "%s: the disk holding it has %.2f MB free, less than the %.2f MB "
                                 "the log needs to end cleanly; stopped after step %lld with a "
                                 "checkpoint; free some space, then continue with agon run "
                                 "--resume %s",
-                                path, (double)left / 1e6, (double)reserve / 1e6,
+                                path, (double)left / 1e6, (double)need / 1e6,
                                 (long long)step, path);
             stopped_between_steps = true;
             break;

@@ -99,6 +99,10 @@ AGON_API int agon_log_series_append(agon_log_series *series, int64_t step,
 /* Writes buffered rows and flushes every dataset to the file. */
 AGON_API int agon_log_flush(agon_log *log, agon_error *err);
 
+/* Bytes of rows and snapshots appended since the last agon_log_flush:
+ * data HDF5 may still hold in its caches, which the next flush writes. */
+AGON_API uint64_t agon_log_pending_bytes(const agon_log *log);
+
 /* Rows appended to a table so far (written and buffered), snapshots
  * appended to a series: the log cursors a checkpoint records. */
 AGON_API int64_t agon_log_table_rows(const agon_log_table *table);
