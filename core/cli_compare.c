@@ -148,25 +148,6 @@ static void config_value(const agon_config *cfg, const char *key, char *out)
     snprintf(out, MAX_VALUE, "%s", text ? text : "(none)");
 }
 
-static char *read_config(hid_t file)
-{
-    if (!agon__h5_is_object(file, "config", H5O_TYPE_DATASET))
-        return NULL;
-    hid_t ds = H5Dopen2(file, "config", H5P_DEFAULT);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5T_CSET_UTF8);
-    char *p = NULL, *out = NULL;
-    if (ds >= 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) >= 0 && p) {
-        out = strdup(p);
-        H5free_memory(p);
-    }
-    H5Tclose(mt);
-    if (ds >= 0)
-        H5Dclose(ds);
-    return out;
-}
-
 /* The run's value: the column's last row, or its largest or smallest
  * finite value.  0 when found, 1 when the log lacks it (told on stderr). */
 static int run_metric(hid_t file, const char *path, const compare_opts *o, double *value)
@@ -226,7 +207,7 @@ static int add_run(run_list *l, const char *path, const compare_opts *o)
         fprintf(stderr, "%s: skipped: cannot be opened\n", path);
         return 0;
     }
-    char *yaml = read_config(file);
+    char *yaml = agon__h5_read_string(file, "config");
     agon_diag diag;
     agon_diag_init(&diag);
     agon_config *cfg = yaml ? agon_config_parse(yaml, strlen(yaml), path, &diag) : NULL;

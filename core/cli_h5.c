@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "agon/error.h"
+#include "agon/log.h"
 
 static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *data)
 {
@@ -50,6 +51,12 @@ hid_t agon__h5_open_read(const char *path, agon__h5_detail *plain_why)
         file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
+    if (file < 0 && agon_log_recover_finish(path, 3000)) {
+        fprintf(stderr, "%s: its writer died while finishing it; cleared HDF5's "
+                        "open-for-writing mark (no data changed)\n",
+                path);
+        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
     return file;
 }
 
@@ -242,3 +249,29 @@ int64_t agon__h5_table_rows(hid_t group, const agon__h5_columns *l)
     return n < 0 ? 0 : n;
 }
 
+
+char *agon__h5_read_string(hid_t loc, const char *name)
+{
+    if (!agon__h5_is_object(loc, name, H5O_TYPE_DATASET))
+        return NULL;
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0)
+        return NULL;
+    hid_t ft = H5Dget_type(ds);
+    char *text = NULL;
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *p = NULL;
+        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) >= 0 && p) {
+            text = strdup(p);
+            H5free_memory(p);
+        }
+        H5Tclose(mt);
+    }
+    if (ft >= 0)
+        H5Tclose(ft);
+    H5Dclose(ds);
+    return text;
+}

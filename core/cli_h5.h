@@ -36,8 +36,10 @@ int agon__h5_check_regular(const char *path, const char *stat_hint);
  * damaged file never succeeds.  When the plain open fails and `plain_why`
  * is not NULL, it receives that failure's description, the telling one
  * ("file is already open for write (may use <h5clear file> ...)"); the
- * SWMR attempt's calls clear the stack again.  Returns the file, or
- * H5I_INVALID_HID when both fail.  Prints nothing. */
+ * SWMR attempt's calls clear the stack again.  A log whose writer died
+ * while finishing it is recovered first (agon_log_recover_finish, after
+ * waiting up to 3 s), with one line on stderr saying so.  Returns the
+ * file, or H5I_INVALID_HID when both fail. */
 hid_t agon__h5_open_read(const char *path, agon__h5_detail *plain_why);
 
 /* True when `loc` has a link `name` to an object of type `type`. */
@@ -69,6 +71,10 @@ int agon__h5_attr_int64(hid_t obj, const char *name, int64_t *v);
 /* A scalar string attribute (variable or fixed length) as a malloc'ed
  * string, or NULL when absent or not a string. */
 char *agon__h5_attr_string(hid_t obj, const char *name);
+
+/* The scalar variable-length string dataset `name` of `loc` (a log's
+ * /config) as a malloc'ed string, or NULL when absent or not one. */
+char *agon__h5_read_string(hid_t loc, const char *name);
 
 /* Length along dim 0 of the 1-D dataset `name` of `group`, or -1. */
 int64_t agon__h5_dataset_length(hid_t group, const char *name);

@@ -264,27 +264,7 @@ void agon__cli_print_indented(const char *text)
 
 static void show_config(hid_t file)
 {
-    if (H5Lexists(file, "config", H5P_DEFAULT) <= 0)
-        return;
-    hid_t ds = H5Dopen2(file, "config", H5P_DEFAULT);
-    if (ds < 0)
-        return;
-    hid_t ft = H5Dget_type(ds);
-    char *text = NULL;
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(ft));
-        char *p = NULL;
-        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) >= 0 && p) {
-            text = strdup(p);
-            H5free_memory(p);
-        }
-        H5Tclose(mt);
-    }
-    if (ft >= 0)
-        H5Tclose(ft);
-    H5Dclose(ds);
+    char *text = agon__h5_read_string(file, "config");
     if (!text)
         return;
     printf("config:\n");

@@ -98,6 +98,9 @@ struct agon_log {
     agon_log_block **blocks;
     size_t n_blocks;
     uint64_t pending;       /* bytes appended since the last flush */
+    /* The final status, written by agon_log_close as the very last thing,
+     * so that a writer that dies while finishing leaves "running". */
+    char *final_status, *final_message;
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -594,26 +597,38 @@ static const char *create_hint(int e)
     }
 }
 
+/* The memory of a table or series (NULL-safe; its datasets are closed
+ * elsewhere). */
+static void table_free(agon_log_table *t)
+{
+    if (!t)
+        return;
+    free(t->path);
+    free_columns(t->columns, t->n_columns);
+    free(t->col_ds);
+    free(t->steps);
+    free(t->values);
+    free(t);
+}
+
+static void series_free(agon_log_series *s)
+{
+    if (!s)
+        return;
+    free(s->path);
+    free_columns(s->columns, s->n_columns);
+    free(s->block);
+    free(s->rank);
+    free(s->col_ds);
+    free(s);
+}
+
 static void log_free(agon_log *log)
 {
-    for (size_t i = 0; i < log->n_tables; i++) {
-        agon_log_table *t = log->tables[i];
-        free(t->path);
-        free_columns(t->columns, t->n_columns);
-        free(t->col_ds);
-        free(t->steps);
-        free(t->values);
-        free(t);
-    }
-    for (size_t i = 0; i < log->n_series; i++) {
-        agon_log_series *s = log->series[i];
-        free(s->path);
-        free_columns(s->columns, s->n_columns);
-        free(s->block);
-        free(s->rank);
-        free(s->col_ds);
-        free(s);
-    }
+    for (size_t i = 0; i < log->n_tables; i++)
+        table_free(log->tables[i]);
+    for (size_t i = 0; i < log->n_series; i++)
+        series_free(log->series[i]);
     for (size_t i = 0; i < log->n_blocks; i++) {
         free(log->blocks[i]->path);
         free(log->blocks[i]);
@@ -621,6 +636,8 @@ static void log_free(agon_log *log)
     free(log->tables);
     free(log->series);
     free(log->blocks);
+    free(log->final_status);
+    free(log->final_message);
     if (log->str_type >= 0)
         H5Tclose(log->str_type);
     if (log->lcpl >= 0)
@@ -900,14 +917,7 @@ static agon_log_table *table_new(agon_log *log, const char *path, const char *co
     }
     if (!t || !t->path || !t->columns || !t->col_ds || !t->steps || !t->values) {
         log_nomem(err, log, path);
-        if (t) {
-            free(t->path);
-            free_columns(t->columns, n_columns);
-            free(t->col_ds);
-            free(t->steps);
-            free(t->values);
-            free(t);
-        }
+        table_free(t);
         return NULL;
     }
     for (size_t c = 0; c < n_columns; c++)
@@ -1049,14 +1059,7 @@ static agon_log_series *series_new(agon_log *log, const char *path, const char *
     }
     if (!s || !s->path || !s->columns || !s->col_ds || !s->block || !s->rank) {
         log_nomem(err, log, path);
-        if (s) {
-            free(s->path);
-            free_columns(s->columns, n_columns);
-            free(s->col_ds);
-            free(s->block);
-            free(s->rank);
-            free(s);
-        }
+        series_free(s);
         return NULL;
     }
     for (size_t c = 0; c < n_columns; c++) {
@@ -1300,14 +1303,25 @@ int agon_log_finish(agon_log *log, const char *status, const char *message, agon
         return first ? first : AGON_EIO;
     }
     log->phase = PHASE_FINAL;
+    free(log->final_status);
+    free(log->final_message);
+    log->final_status = dup_string(status);
+    log->final_message = dup_string(message ? message : "");
+    if (!log->final_status || !log->final_message)
+        return first ? first : log_nomem(err, log, "/");
     char now[32];
     utc_now_iso(now);
-    int rc = write_attr_string(log, "/", "status", status, err);
-    if (!rc)
-        rc = write_attr_string(log, "/", "status_message", message ? message : "", err);
-    if (!rc)
-        rc = write_attr_string(log, "/", "end_time", now, err);
+    int rc = write_attr_string(log, "/", "end_time", now, err);
     return first ? first : rc;
+}
+
+/* The status attributes, last of all (see agon_log_finish). */
+static int write_final_status(agon_log *log, agon_error *err)
+{
+    int rc = write_attr_string(log, "/", "status", log->final_status, err);
+    if (!rc)
+        rc = write_attr_string(log, "/", "status_message", log->final_message, err);
+    return rc;
 }
 
 int agon_log_close(agon_log *log, agon_error *err)
@@ -1318,6 +1332,8 @@ int agon_log_close(agon_log *log, agon_error *err)
     int rc = 0;
     if (log->phase == PHASE_SETUP || log->phase == PHASE_LIVE)
         rc = write_all_blocks(log, err);
+    if (log->phase == PHASE_FINAL && log->final_status)
+        rc = write_final_status(log, err);
     close_datasets(log);
     if (log->file >= 0 && H5Fclose(log->file) < 0) {
         h5_detail d;
@@ -1530,6 +1546,8 @@ int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
         if (fapl >= 0)
             H5Pclose(fapl);
     }
+    if (file < 0 && agon_log_recover_finish(path, 3000))
+        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0)
         return agon_error_set(err, AGON_EDATA,
                               "%s: not a readable HDF5 file (truncated, damaged or another "
@@ -1587,6 +1605,51 @@ static hid_t open_clearing_marks(agon_log *log, h5_detail *d)
         f = H5I_INVALID_HID;
     }
     return f;
+}
+
+/* 1 when the file opens for reading (plainly or through SWMR), 0 when
+ * both are refused because it is marked open for writing, -1 otherwise. */
+static int probe_read(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    h5_detail d;
+    if (f < 0)
+        h5_capture(&d);
+    else
+        return H5Fclose(f), 1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (f >= 0)
+        return H5Fclose(f), 1;
+    return strstr(d.text, "already open for write") ? 0 : -1;
+}
+
+bool agon_log_recover_finish(const char *path, int patience_ms)
+{
+    h5_quiet();
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || H5Fis_hdf5(path) <= 0)
+        return false;
+    for (int waited = 0;; waited += 100) {
+        int r = probe_read(path);
+        if (r != 0)
+            return false;
+        if (waited >= patience_ms)
+            break;
+        usleep(100 * 1000);
+    }
+    agon_error ignored = {0};
+    agon_log *log = log_new(path, &ignored);
+    if (!log)
+        return false;
+    h5_detail d;
+    hid_t f = open_clearing_marks(log, &d);
+    bool ok = f >= 0 && H5Fclose(f) >= 0;
+    log_free(log);
+    return ok;
 }
 
 agon_log *agon_log_reopen(const char *path, agon_error *err)

@@ -133,7 +133,7 @@ while [ "$i" -lt "$KILLS" ] && [ "$attempts" -lt $((3 * KILLS)) ]; do
     continue
   fi
   i=$((i + 1))
-  show=$("$AGON" show "$log" --no-config 2>&1 | head -1)
+  show=$("$AGON" show "$log" --no-config 2>show$i.err | head -1)
   if ! echo "$show" | grep -qE "interrupted at step [0-9]+ \(its writer, pid $pid, is gone\)"; then
     bad "kill $i at $at s: agon show says: $show"
     continue
@@ -189,6 +189,28 @@ if [ "$rc" = 130 ] && [ "$status" = interrupted ]; then ok "SIGINT: exit 130, lo
 expect "resume an interrupted run" 0 "" -- "$AGON" run --resume int.h5 --progress none
 if "$PY" "$SRC/tests/h5_compare.py" ref.h5 int.h5 >cmp_int.txt 2>&1; then ok "interrupt and resume: equal to the uninterrupted run"
 else bad "interrupt and resume: $(head -3 cmp_int.txt)"; fi
+
+# A writer that dies while finishing (after leaving SWMR, before its final
+# status) leaves the file marked open for writing, which every reader
+# refuses; agon clears the mark (no data changes) and the run resumes.
+cp ref.h5 fin.h5
+"$PY" - <<'EOF'
+import os, h5py
+with h5py.File("fin.h5", "r+") as f:
+    f.attrs["status"] = "running"
+    f.attrs["pid"] = 2 ** 31 - 2          # no such process
+f = h5py.File("fin.h5", "r+", libver="latest")
+os._exit(0)                               # dies holding the file open for writing
+EOF
+if ! "$PY" -c "import h5py; h5py.File('fin.h5', 'r', swmr=True)" 2>/dev/null; then ok "a writer dead while finishing: readers refuse the file"
+else bad "a writer dead while finishing: readers refuse the file"; fi
+"$AGON" show fin.h5 --no-config >out.txt 2>err.txt
+if [ "$(cat err.txt)" = "fin.h5: its writer died while finishing it; cleared HDF5's open-for-writing mark (no data changed)" ] &&
+   grep -q "^fin.h5: interrupted at step 500 " out.txt; then ok "agon show recovers it: one line on stderr, interrupted at step 500"
+else bad "agon show recovers it: $(cat err.txt) $(head -1 out.txt)"; fi
+expect "and it resumes" 0 "" -- "$AGON" run --resume fin.h5 --progress none
+if "$PY" "$SRC/tests/h5_compare.py" ref.h5 fin.h5 >cmp_fin.txt 2>&1; then ok "resumed after dying while finishing: equal to the uninterrupted run"
+else bad "resumed after dying while finishing: $(head -3 cmp_fin.txt)"; fi
 
 # Refusals.
 expect "resume a completed run" 2 "ref.h5: the run completed all 500 steps, so there is nothing to resume; to train it further, raise train.steps with --set and add --force" -- \

@@ -14,10 +14,10 @@
  *           writer killed in this phase leaves every row up to its last
  *           agon_log_flush readable (h5py swmr=True).
  *   FINAL   after agon_log_finish: buffered rows are written, the file is
- *           closed and reopened without SWMR, the root attributes status,
- *           status_message and end_time are set; attributes and datasets
+ *           closed and reopened without SWMR; attributes and datasets
  *           may be written again (final parameters, summaries) until
- *           agon_log_close.
+ *           agon_log_close, which sets the root attributes status and
+ *           status_message last (end_time is set at once).
  *
  * Paths are absolute HDF5 paths ("/scalars", "/metrics/mode_coverage");
  * missing intermediate groups are created.  Strings are stored as
@@ -147,6 +147,15 @@ typedef struct agon_log_summary {
 
 AGON_API int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err);
 
+/* A log whose writer died while finishing it (after leaving SWMR mode)
+ * carries HDF5's "open for writing" mark, which makes every reader refuse
+ * it, with SWMR or without.  When both opens keep failing for that reason
+ * for `patience_ms` (a live writer ends that phase in milliseconds), the
+ * mark is cleared the way agon_log_reopen clears it, changing no data, and
+ * true is returned; false when the file opens, or fails for another
+ * reason. */
+AGON_API bool agon_log_recover_finish(const char *path, int patience_ms);
+
 /* Opens an existing run log read-write to continue it: the SETUP phase,
  * with tables and series attached (agon_log_table_attach) instead of
  * created.  A log whose SWMR writer was killed still carries HDF5's
@@ -170,13 +179,17 @@ AGON_API agon_log_series *agon_log_series_attach(agon_log *log, const char *path
 
 /* ---- end ------------------------------------------------------------------ */
 /* Writes what is buffered, leaves SWMR mode (close + reopen read-write),
- * and sets status ("completed", "diverged", "failed", "interrupted"),
- * status_message and end_time.  Tables and series are no longer usable. */
+ * sets end_time, and records status ("completed", "diverged", "failed",
+ * "interrupted") and its message, which agon_log_close writes as its last
+ * write, after whatever the FINAL phase adds: a writer that dies
+ * while finishing leaves status "running", never a finished-looking log
+ * that lacks its final data.  Tables and series are no longer usable. */
 AGON_API int agon_log_finish(agon_log *log, const char *status, const char *message,
                              agon_error *err);
 
-/* Closes the file and frees the log.  A log that was not finished is
- * flushed and closed with status left as it was ("running").  NULL is a
+/* Writes the status recorded by agon_log_finish, closes the file and
+ * frees the log.  A log that was not finished is flushed and closed with
+ * status left as it was ("running").  NULL is a
  * no-op.  Returns 0 or the error of the final write. */
 AGON_API int agon_log_close(agon_log *log, agon_error *err);
 
