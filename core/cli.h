@@ -34,6 +34,33 @@ int agon_cli_export(int argc, char **argv);
  * out (docs/compare.md).  Returns 0 or a negative agon status. */
 int agon_cli_compare(int argc, char **argv);
 
+/* `agon report RUN.h5|DIR... -o REPORT.html [--by KEYS] [--steps
+ * first,last|all|LIST] [--title TEXT]`: argv[0] is "report".  Writes one
+ * self-contained HTML page (inline SVG, no network) about the runs,
+ * grouped by the --by config keys (default: every key whose value differs
+ * between them, except seed): curves per series with a min..max band over
+ * the seeds, final values with 95% CIs as compare computes them, samples,
+ * and config differences (docs/report.md); prints the path and a summary
+ * line.  Files that are not run logs are named on stderr and skipped.
+ * Returns 0 or a negative agon status (AGON_EUSAGE for a bad command line;
+ * AGON_EIO / AGON_EDATA for a missing input, no usable run log, or a page
+ * that cannot be written). */
+int agon_cli_report(int argc, char **argv);
+
+/* `agon sweep SWEEP.yaml [-j N] [-o DIR] [--set K=V]... [--dry-run]
+ * [--backend local|slurm] [Slurm options] [--wait]`: argv[0] is "sweep".
+ * Runs (or submits to Slurm) every run of the sweep file that is not done
+ * yet, one `agon run` each, and reports each run's outcome
+ * (docs/sweep.md).  Returns 0 when every run completed or diverged,
+ * AGON_ERUNS when some failed, AGON_EINTERRUPTED after Ctrl-C, or another
+ * negative agon status for a bad sweep file or command line. */
+int agon_cli_sweep(int argc, char **argv);
+
+/* The plugins of the search path (`dirs` first, as --plugin-path gives
+ * them); every broken plugin file is reported on stderr, and then NULL is
+ * returned. */
+agon_registry *agon__cli_load_registry(const char *const *dirs, size_t n_dirs);
+
 /* `agon classifier train FILE.yaml [-o OUT.h5] [--set K=V]... [--force]
  * [--plugin-path DIR]...` and `agon classifier show CLS.h5`: argv[0] is
  * "classifier".  train prints one line per epoch and a final line with the

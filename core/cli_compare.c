@@ -2,7 +2,6 @@
  * per run log (its last row, or its best), grouped by config keys, with
  * mean, standard deviation, 95% confidence interval and n per group
  * (docs/compare.md). */
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -135,19 +134,6 @@ static int parse_args(int argc, char **argv, compare_opts *o)
     return 0;
 }
 
-/* The scalar at the dotted path `key` of the log's /config ("(none)"
- * when the config has no such scalar). */
-static void config_value(const agon_config *cfg, const char *key, char *out)
-{
-    const agon_node *n = agon_config_root(cfg);
-    char path[MAX_VALUE];
-    snprintf(path, sizeof path, "%s", key);
-    for (char *part = strtok(path, "."); part && n; part = strtok(NULL, "."))
-        n = agon_node_get(n, part);
-    const char *text = n ? agon_node_scalar(n) : NULL;
-    snprintf(out, MAX_VALUE, "%s", text ? text : "(none)");
-}
-
 /* The run's value: the column's last row, or its largest or smallest
  * finite value.  0 when found, 1 when the log lacks it (told on stderr). */
 static int run_metric(hid_t file, const char *path, const compare_opts *o, double *value)
@@ -198,32 +184,22 @@ static int run_metric(hid_t file, const char *path, const compare_opts *o, doubl
 
 static int add_run(run_list *l, const char *path, const compare_opts *o)
 {
-    if (H5Fis_hdf5(path) <= 0) {
-        fprintf(stderr, "%s: skipped: not an HDF5 file\n", path);
+    hid_t file;
+    agon_config *cfg;
+    const char *why;
+    if (agon__h5_open_run(path, &file, &cfg, &why) != 0) {
+        fprintf(stderr, "%s: skipped: %s\n", path, why);
         return 0;
     }
-    hid_t file = agon__h5_open_read(path, NULL);
-    if (file < 0) {
-        fprintf(stderr, "%s: skipped: cannot be opened\n", path);
-        return 0;
-    }
-    char *yaml = agon__h5_read_string(file, "config");
-    agon_diag diag;
-    agon_diag_init(&diag);
-    agon_config *cfg = yaml ? agon_config_parse(yaml, strlen(yaml), path, &diag) : NULL;
     run_value rv;
-    if (!cfg) {
-        fprintf(stderr, "%s: skipped: no readable /config, so not an agon run log\n", path);
-    } else if (run_metric(file, path, o, &rv.value) == 0) {
+    if (run_metric(file, path, o, &rv.value) == 0) {
         for (size_t k = 0; k < o->n_keys; k++)
-            config_value(cfg, o->keys[k], rv.key[k]);
+            agon__config_value(cfg, o->keys[k], rv.key[k], MAX_VALUE);
         if (l->count == l->cap) {
             size_t cap = l->cap ? 2 * l->cap : 16;
             run_value *grown = realloc(l->items, cap * sizeof *grown);
             if (!grown) {
                 agon_config_destroy(cfg);
-                agon_diag_fini(&diag);
-                free(yaml);
                 H5Fclose(file);
                 return AGON_ENOMEM;
             }
@@ -233,65 +209,21 @@ static int add_run(run_list *l, const char *path, const compare_opts *o)
         l->items[l->count++] = rv;
     }
     agon_config_destroy(cfg);
-    agon_diag_fini(&diag);
-    free(yaml);
     H5Fclose(file);
     return 0;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Every *.h5 file of `dir`, in name order. */
 static int add_dir(run_list *l, const char *dir, const compare_opts *o)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "%s: cannot read the folder\n", dir);
-        return AGON_EIO;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    int rc = 0;
-    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0 || e->d_name[0] == '.')
-            continue;
-        char **grown = realloc(names, (n + 1) * sizeof *names);
-        if (!grown || !(grown[n] = malloc(strlen(dir) + len + 2))) {
-            names = grown ? grown : names;
-            rc = AGON_ENOMEM;
-            break;
-        }
-        names = grown;
-        sprintf(names[n++], "%s/%s", dir, e->d_name);
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(names, n, sizeof *names, compare_names);
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = add_run(l, names[i], o);
-        free(names[i]);
-    }
-    free(names);
+    char **names;
+    size_t n;
+    int rc = agon__h5_list_dir(dir, &names, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = add_run(l, names[i], o);
+    if (names)
+        agon__paths_free(names, n);
     return rc;
-}
-
-/* Two-sided 95% quantile of Student's t with df degrees of freedom. */
-static double t975(size_t df)
-{
-    static const double table[] = {
-        NAN,    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-        2.201,  2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
-        2.074,  2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
-    if (df < sizeof table / sizeof table[0])
-        return table[df];
-    if (df < 60)
-        return 2.000 + (2.042 - 2.000) * (60.0 - (double)df) / 30.0;
-    return df < 120 ? 1.980 + (2.000 - 1.980) * (120.0 - (double)df) / 60.0 : 1.960;
 }
 
 /* Groups in order of first appearance (runs come in file-name order). */
@@ -414,29 +346,26 @@ int agon_cli_compare(int argc, char **argv)
         if (g == n_rows)
             rows[n_rows++].first = &runs.items[i];
     }
-    for (size_t g = 0; g < n_rows; g++) {
+    double *values = rc == 0 ? malloc(runs.count * sizeof *values) : NULL;
+    if (rc == 0 && !values)
+        rc = AGON_ENOMEM;
+    for (size_t g = 0; rc == 0 && g < n_rows; g++) {
         group_row *row = &rows[g];
-        double sum = 0.0;
-        row->min = INFINITY;
-        row->max = -INFINITY;
-        for (size_t i = 0; i < runs.count; i++) {
-            if (!same_group(row->first, &runs.items[i], o.n_keys))
-                continue;
-            double v = runs.items[i].value;
-            row->n++;
-            sum += v;
-            row->min = fmin(row->min, v);
-            row->max = fmax(row->max, v);
-        }
-        row->mean = sum / (double)row->n;
-        double ss = 0.0;
+        size_t n = 0;
         for (size_t i = 0; i < runs.count; i++) {
             if (same_group(row->first, &runs.items[i], o.n_keys))
-                ss += (runs.items[i].value - row->mean) * (runs.items[i].value - row->mean);
+                values[n++] = runs.items[i].value;
         }
-        row->std = row->n > 1 ? sqrt(ss / (double)(row->n - 1)) : NAN;
-        row->ci = row->n > 1 ? t975(row->n - 1) * row->std / sqrt((double)row->n) : NAN;
+        agon__run_stats st;
+        agon__run_stats_of(values, n, &st);
+        row->n = st.n;
+        row->mean = st.mean;
+        row->std = st.std;
+        row->ci = st.ci95;
+        row->min = st.min;
+        row->max = st.max;
     }
+    free(values);
     if (rc == 0)
         print_table(&o, rows, n_rows);
     free(rows);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli_h5.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -87,7 +88,7 @@ typedef enum sample_kind { KIND_GREY, KIND_RGB, KIND_POINTS } sample_kind;
 
 /* The usable part of /samples: the first `rows` snapshots, which both
  * `step` and `x` have (after a crash they may end at different lengths). */
-typedef struct samples {
+typedef struct agon__samples {
     const char *path;       /* the log, for messages */
     hid_t group, x;
     int64_t rows;
@@ -558,7 +559,37 @@ static void on_png_warning(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
-static bool png_encode(FILE *out, const picture *p, png_failure *fail)
+/* A growing buffer that libpng writes a PNG into (agon__samples_png). */
+typedef struct png_memory {
+    unsigned char *data;
+    size_t size, cap;
+} png_memory;
+
+static void png_memory_write(png_structp png, png_bytep bytes, png_size_t n)
+{
+    png_memory *m = png_get_io_ptr(png);
+    if (n > m->cap - m->size) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap - m->size < n)
+            cap *= 2;
+        unsigned char *grown = realloc(m->data, cap);
+        if (!grown)
+            png_error(png, "out of memory");
+        m->data = grown;
+        m->cap = cap;
+    }
+    memcpy(m->data + m->size, bytes, n);
+    m->size += n;
+}
+
+static void png_memory_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* Encodes the picture into the file `out`, or, when `out` is NULL, into
+ * `mem`. */
+static bool png_encode(FILE *out, png_memory *mem, const picture *p, png_failure *fail)
 {
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, fail, on_png_error, on_png_warning);
@@ -572,7 +603,10 @@ static bool png_encode(FILE *out, const picture *p, png_failure *fail)
         png_destroy_write_struct(&png, &info);
         return false;
     }
-    png_init_io(png, out);
+    if (out)
+        png_init_io(png, out);
+    else
+        png_set_write_fn(png, mem, png_memory_write, png_memory_flush);
     png_set_IHDR(png, info, p->width, p->height, 8,
                  p->channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -613,7 +647,7 @@ static int write_png(const char *path, size_t base, char *tmp, const picture *p)
         close(fd);
     } else {
         errno = 0;
-        ok = png_encode(out, p, &fail);
+        ok = png_encode(out, NULL, p, &fail);
         saved = ok ? 0 : errno; /* a failed fwrite inside libpng leaves errno */
         if (fflush(out) != 0 && ok) {
             ok = false;
@@ -974,43 +1008,55 @@ static void draw_points(const plot_range *r, int64_t scale, const float *pts, in
 
 /* ---- the command ---------------------------------------------------------- */
 
-static int export_all(const samples *s, const export_opts *o, const int64_t *rows, size_t n_rows,
-                      landscape *ground)
+/* The geometry of the pictures of `s` (the grid for images) at `cols`
+ * tiles per row (0: the log's grid_cols, else the smallest square) and
+ * `scale`: 0, or an agon status after one line on stderr. */
+static int plan_picture(const samples *s, int64_t cols, int64_t scale, grid *g, picture *pic)
 {
-    picture pic = {.channels = s->kind == KIND_RGB ? 3 : 1};
-    grid g = {.scale = o->scale};
+    pic->channels = s->kind == KIND_RGB ? 3 : 1;
+    g->scale = scale;
     bool sized;
     if (s->kind == KIND_POINTS) {
-        sized = picture_size((uint64_t)PLOT_SIZE * (uint64_t)o->scale,
-                             (uint64_t)PLOT_SIZE * (uint64_t)o->scale, &pic);
+        sized = picture_size((uint64_t)PLOT_SIZE * (uint64_t)scale,
+                             (uint64_t)PLOT_SIZE * (uint64_t)scale, pic);
     } else {
-        g.c = (int64_t)s->x_dims[2];
-        g.h = (int64_t)s->x_dims[3];
-        g.w = (int64_t)s->x_dims[4];
-        g.cols = o->cols;
-        if (g.cols == 0) {
-            g.cols = attr_grid_cols(s);
-            if (g.cols < 0)
+        g->c = (int64_t)s->x_dims[2];
+        g->h = (int64_t)s->x_dims[3];
+        g->w = (int64_t)s->x_dims[4];
+        g->cols = cols;
+        if (g->cols == 0) {
+            g->cols = attr_grid_cols(s);
+            if (g->cols < 0)
                 return AGON_EDATA;
         }
-        if (g.cols == 0)
-            while (g.cols * g.cols < s->n)
-                g.cols++;
-        if (g.cols > s->n)
-            g.cols = s->n;
-        g.rows = (s->n + g.cols - 1) / g.cols;
+        if (g->cols == 0)
+            while (g->cols * g->cols < s->n)
+                g->cols++;
+        if (g->cols > s->n)
+            g->cols = s->n;
+        g->rows = (s->n + g->cols - 1) / g->cols;
         /* cols, rows, H and W are at most 2^28 (the snapshot cap) and the
          * tile sides at most 65535 once checked: no product wraps. */
-        uint64_t tw = (uint64_t)g.w * (uint64_t)g.scale, th = (uint64_t)g.h * (uint64_t)g.scale;
+        uint64_t tw = (uint64_t)g->w * (uint64_t)g->scale, th = (uint64_t)g->h * (uint64_t)g->scale;
         sized = tw <= MAX_SIDE && th <= MAX_SIDE &&
-                picture_size((uint64_t)g.cols * tw + (uint64_t)(g.cols + 1) * GRID_PAD,
-                             (uint64_t)g.rows * th + (uint64_t)(g.rows + 1) * GRID_PAD, &pic);
+                picture_size((uint64_t)g->cols * tw + (uint64_t)(g->cols + 1) * GRID_PAD,
+                             (uint64_t)g->rows * th + (uint64_t)(g->rows + 1) * GRID_PAD, pic);
     }
     if (!sized) {
         fprintf(stderr, "%s: the picture of one snapshot would exceed 65535 pixels a side or "
                 "2^27 pixels; lower --scale or choose --cols\n", s->path);
         return AGON_EDATA;
     }
+    return 0;
+}
+
+static int export_all(const samples *s, const export_opts *o, const int64_t *rows, size_t n_rows,
+                      landscape *ground)
+{
+    picture pic = {0};
+    grid g = {0};
+    if (plan_picture(s, o->cols, o->scale, &g, &pic) != 0)
+        return AGON_EDATA;
     int rc = make_dir(o->dir, "--png");
     if (rc != 0)
         return rc;
@@ -1101,5 +1147,102 @@ int agon_cli_export(int argc, char **argv)
     samples_close(&s);
     H5Fclose(file);
     free(o.list);
+    return rc;
+}
+
+/* ---- snapshots for other commands (cli_h5.h) ------------------------------ */
+
+int agon__samples_open(hid_t file, const char *path, agon__samples **out)
+{
+    *out = NULL;
+    samples *s = calloc(1, sizeof *s);
+    if (!s) {
+        fprintf(stderr, "%s: out of memory reading /samples\n", path);
+        return AGON_ENOMEM;
+    }
+    s->path = path;
+    s->group = s->x = H5I_INVALID_HID;
+    int rc = samples_open(file, s);
+    if (rc != 0) {
+        agon__samples_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void agon__samples_close(agon__samples *s)
+{
+    if (!s)
+        return;
+    samples_close(s);
+    free(s);
+}
+
+int64_t agon__samples_rows(const agon__samples *s)
+{
+    return s->rows;
+}
+
+const int64_t *agon__samples_steps(const agon__samples *s)
+{
+    return s->steps;
+}
+
+int64_t agon__samples_count(const agon__samples *s)
+{
+    return s->n;
+}
+
+uint64_t agon__samples_values(const agon__samples *s)
+{
+    return s->row_values;
+}
+
+bool agon__samples_are_points(const agon__samples *s)
+{
+    return s->kind == KIND_POINTS;
+}
+
+int agon__samples_read(const agon__samples *s, int64_t row, float *buf)
+{
+    return read_row(s, row, buf);
+}
+
+int agon__samples_png(const agon__samples *s, int64_t row, unsigned char **png, size_t *size)
+{
+    assert(s->kind != KIND_POINTS);
+    *png = NULL;
+    *size = 0;
+    picture pic = {0};
+    grid g = {0};
+    int rc = plan_picture(s, 0, 1, &g, &pic);
+    if (rc != 0)
+        return rc;
+    float *buf = malloc((size_t)s->row_values * sizeof *buf);
+    pic.pix = malloc((size_t)pic.width * pic.height * (size_t)pic.channels);
+    png_memory mem = {0};
+    if (!buf || !pic.pix) {
+        fprintf(stderr, "%s: out of memory for a picture of %" PRIu32 "x%" PRIu32 " pixels\n",
+                s->path, pic.width, pic.height);
+        rc = AGON_ENOMEM;
+        goto out;
+    }
+    if ((rc = read_row(s, row, buf)) != 0)
+        goto out;
+    draw_grid(&g, buf, s->n, &pic);
+    png_failure fail = {"no detail"};
+    if (!png_encode(NULL, &mem, &pic, &fail)) {
+        fprintf(stderr, "%s: cannot encode the snapshot of step %" PRId64 " as PNG: %s\n",
+                s->path, s->steps[row], fail.text);
+        free(mem.data);
+        rc = AGON_ENOMEM;
+        goto out;
+    }
+    *png = mem.data;
+    *size = mem.size;
+out:
+    free(pic.pix);
+    free(buf);
     return rc;
 }

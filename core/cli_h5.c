@@ -1,7 +1,10 @@
-/* Reading run logs for `agon show` and `agon export` (see cli_h5.h). */
+/* Reading run logs for `agon show`, `export`, `compare` and `report` (see
+ * cli_h5.h). */
 #include "cli_h5.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,4 +277,283 @@ char *agon__h5_read_string(hid_t loc, const char *name)
         H5Tclose(ft);
     H5Dclose(ds);
     return text;
+}
+
+/* ---- run logs as inputs ------------------------------------------------- */
+
+void agon__paths_free(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int agon__h5_list_dir(const char *dir, char ***paths, size_t *count)
+{
+    *paths = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: cannot read the folder\n", dir);
+        return AGON_EIO;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0 || e->d_name[0] == '.')
+            continue;
+        char **grown = realloc(names, (n + 1) * sizeof *names);
+        if (!grown) {
+            rc = AGON_ENOMEM;
+            break;
+        }
+        names = grown;
+        if (!(names[n] = malloc(strlen(dir) + len + 2))) {
+            rc = AGON_ENOMEM;
+            break;
+        }
+        sprintf(names[n++], "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    if (rc != 0) {
+        agon__paths_free(names, n);
+        return rc;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof *names, compare_names);
+    *paths = names;
+    *count = n;
+    return 0;
+}
+
+int agon__h5_open_run(const char *path, hid_t *file, agon_config **cfg, const char **why)
+{
+    *file = H5I_INVALID_HID;
+    *cfg = NULL;
+    if (H5Fis_hdf5(path) <= 0) {
+        *why = "not an HDF5 file";
+        return 1;
+    }
+    hid_t f = agon__h5_open_read(path, NULL);
+    if (f < 0) {
+        *why = "cannot be opened";
+        return 1;
+    }
+    char *yaml = agon__h5_read_string(f, "config");
+    agon_diag diag;
+    agon_diag_init(&diag);
+    agon_config *c = yaml ? agon_config_parse(yaml, strlen(yaml), path, &diag) : NULL;
+    agon_diag_fini(&diag);
+    free(yaml);
+    if (!c) {
+        H5Fclose(f);
+        *why = "no readable /config, so not an agon run log";
+        return 1;
+    }
+    *file = f;
+    *cfg = c;
+    return 0;
+}
+
+/* ---- config keys ---------------------------------------------------------- */
+
+/* A list whose items are all scalars (or nulls) reads as one value. */
+static bool is_scalar_list(const agon_node *n)
+{
+    if (agon_node_kind_of(n) != AGON_NODE_SEQ)
+        return false;
+    for (size_t i = 0; i < agon_node_len(n); i++) {
+        agon_node_kind k = agon_node_kind_of(agon_node_at(n, i));
+        if (k != AGON_NODE_SCALAR && k != AGON_NODE_NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool is_leaf(const agon_node *n)
+{
+    agon_node_kind k = agon_node_kind_of(n);
+    return k == AGON_NODE_SCALAR || k == AGON_NODE_NULL || is_scalar_list(n) ||
+           (k == AGON_NODE_MAP && agon_node_len(n) == 0);
+}
+
+/* The text of a leaf; truncated to cap - 1 bytes. */
+static void leaf_text(const agon_node *n, char *out, size_t cap)
+{
+    agon_node_kind k = agon_node_kind_of(n);
+    if (k == AGON_NODE_MAP) {
+        snprintf(out, cap, "{}");
+        return;
+    }
+    if (k != AGON_NODE_SEQ) {
+        const char *text = agon_node_scalar(n);
+        snprintf(out, cap, "%s", text ? text : "");
+        return;
+    }
+    size_t used = (size_t)snprintf(out, cap, "[");
+    for (size_t i = 0; i < agon_node_len(n) && used < cap; i++) {
+        const char *text = agon_node_scalar(agon_node_at(n, i));
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : "", text ? text : "");
+    }
+    if (used < cap)
+        snprintf(out + used, cap - used, "]");
+}
+
+void agon__config_value(const agon_config *cfg, const char *key, char *out, size_t cap)
+{
+    const agon_node *n = agon_config_root(cfg);
+    char *path = strdup(key);
+    if (!path) {
+        snprintf(out, cap, "(none)");
+        return;
+    }
+    char *save = NULL;
+    for (char *part = strtok_r(path, ".", &save); part && n; part = strtok_r(NULL, ".", &save)) {
+        char *bracket = strchr(part, '[');
+        if (bracket)
+            *bracket = '\0';
+        n = agon_node_get(n, part);
+        /* "name[i][j]": items of a list, each index whole and in range. */
+        while (bracket && n) {
+            char *end = NULL;
+            unsigned long long i = strtoull(bracket + 1, &end, 10);
+            if (end == bracket + 1 || *end != ']' || agon_node_kind_of(n) != AGON_NODE_SEQ ||
+                i >= agon_node_len(n)) {
+                n = NULL;
+                break;
+            }
+            n = agon_node_at(n, (size_t)i);
+            bracket = end[1] == '[' ? end + 1 : NULL;
+            if (!bracket && end[1] != '\0')
+                n = NULL;
+        }
+    }
+    free(path);
+    if (n && is_leaf(n))
+        leaf_text(n, out, cap);
+    else
+        snprintf(out, cap, "(none)");
+}
+
+static int leaves_push(agon__config_leaves *l, const agon_node *n, size_t *cap)
+{
+    if (l->count == *cap) {
+        size_t grown_cap = *cap ? 2 * *cap : 64;
+        agon__config_leaf *grown = realloc(l->items, grown_cap * sizeof *grown);
+        if (!grown)
+            return AGON_ENOMEM;
+        l->items = grown;
+        *cap = grown_cap;
+    }
+    char text[1024];
+    leaf_text(n, text, sizeof text);
+    agon__config_leaf *leaf = &l->items[l->count];
+    leaf->key = strdup(agon_node_path(n));
+    leaf->value = strdup(text);
+    if (!leaf->key || !leaf->value) {
+        free(leaf->key);
+        free(leaf->value);
+        return AGON_ENOMEM;
+    }
+    l->count++;
+    return 0;
+}
+
+static int leaves_walk(agon__config_leaves *l, const agon_node *n, size_t *cap, int depth)
+{
+    if (depth > 0 && is_leaf(n))
+        return leaves_push(l, n, cap);
+    agon_node_kind k = agon_node_kind_of(n);
+    if (k != AGON_NODE_MAP && k != AGON_NODE_SEQ)
+        return 0;
+    for (size_t i = 0; i < agon_node_len(n); i++) {
+        int rc = leaves_walk(l, agon_node_at(n, i), cap, depth + 1);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void agon__config_leaves_fini(agon__config_leaves *l)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        free(l->items[i].key);
+        free(l->items[i].value);
+    }
+    free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+int agon__config_leaves_of(const agon_config *cfg, agon__config_leaves *l)
+{
+    l->items = NULL;
+    l->count = 0;
+    size_t cap = 0;
+    int rc = leaves_walk(l, agon_config_root(cfg), &cap, 0);
+    if (rc != 0)
+        agon__config_leaves_fini(l);
+    return rc;
+}
+
+const char *agon__config_leaves_get(const agon__config_leaves *l, const char *key)
+{
+    for (size_t i = 0; i < l->count; i++) {
+        if (strcmp(l->items[i].key, key) == 0)
+            return l->items[i].value;
+    }
+    return NULL;
+}
+
+/* ---- statistics over runs ------------------------------------------------- */
+
+double agon__t975(size_t df)
+{
+    static const double table[] = {
+        NAN,    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201,  2.179,  2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080,
+        2.074,  2.069,  2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+    if (df < sizeof table / sizeof table[0])
+        return table[df];
+    if (df < 60)
+        return 2.000 + (2.042 - 2.000) * (60.0 - (double)df) / 30.0;
+    return df < 120 ? 1.980 + (2.000 - 1.980) * (120.0 - (double)df) / 60.0 : 1.960;
+}
+
+void agon__run_stats_of(const double *v, size_t n, agon__run_stats *out)
+{
+    double sum = 0.0;
+    out->n = n;
+    out->min = INFINITY;
+    out->max = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        sum += v[i];
+        out->min = fmin(out->min, v[i]);
+        out->max = fmax(out->max, v[i]);
+    }
+    out->mean = sum / (double)n;
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++)
+        ss += (v[i] - out->mean) * (v[i] - out->mean);
+    out->std = n > 1 ? sqrt(ss / (double)(n - 1)) : NAN;
+    out->ci95 = n > 1 ? agon__t975(n - 1) * out->std / sqrt((double)n) : NAN;
+}
+
+bool agon__h5_read_range(hid_t group, const char *name, int64_t first, int64_t count,
+                         hid_t mem_type, void *out)
+{
+    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    if (ds < 0)
+        return false;
+    hsize_t start = (hsize_t)first, n = (hsize_t)count;
+    bool ok = agon__h5_read_block(ds, 1, &start, &n, mem_type, out);
+    H5Dclose(ds);
+    return ok;
 }

@@ -48,17 +48,6 @@ static bool attr_int(hid_t obj, const char *name, int64_t *v)
     return ok;
 }
 
-/* Element `row` of a 1-D numeric dataset, converted to `mem_type`. */
-static bool dataset_element(hid_t group, const char *name, int64_t row, hid_t mem_type, void *out)
-{
-    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
-    if (ds < 0)
-        return false;
-    hsize_t start = (hsize_t)row, count = 1;
-    bool ok = agon__h5_read_block(ds, 1, &start, &count, mem_type, out);
-    H5Dclose(ds);
-    return ok;
-}
 
 /* ---- column groups (tables) --------------------------------------------- */
 
@@ -89,7 +78,7 @@ static void print_value(const char **sep, const char *label, const char *format,
 static int64_t table_last_row(hid_t group, const agon__h5_columns *cols, int64_t *step)
 {
     int64_t rows = agon__h5_table_rows(group, cols);
-    if (rows <= 0 || !dataset_element(group, "step", rows - 1, H5T_NATIVE_INT64, step))
+    if (rows <= 0 || !agon__h5_read_range(group, "step", rows - 1, 1, H5T_NATIVE_INT64, step))
         return -1;
     return rows - 1;
 }
@@ -97,7 +86,7 @@ static int64_t table_last_row(hid_t group, const agon__h5_columns *cols, int64_t
 static double column_value(hid_t group, const char *name, int64_t row)
 {
     double v = NAN;
-    dataset_element(group, name, row, H5T_NATIVE_DOUBLE, &v);
+    agon__h5_read_range(group, name, row, 1, H5T_NATIVE_DOUBLE, &v);
     return v;
 }
 
@@ -188,7 +177,7 @@ static bool tensor_summary(hid_t metric, int64_t *step, char *buf, size_t cap)
             rows = ranks[i] < 1 ? 0 : (int64_t)dims[i][0];
     }
     bool any = dims && ranks && cols.count > 0 && rows > 0 &&
-               dataset_element(g, "step", rows - 1, H5T_NATIVE_INT64, step);
+               agon__h5_read_range(g, "step", rows - 1, 1, H5T_NATIVE_INT64, step);
     size_t used = 0;
     for (size_t i = 0; any && i < cols.count && used < cap; i++) {
         int rank = ranks[i];
@@ -509,7 +498,7 @@ static void follow_table(hid_t g, const char *metric, int64_t *printed, bool fir
     int64_t from = first ? (rows > 0 ? rows - 1 : 0) : *printed;
     for (int64_t r = from; r < rows; r++) {
         int64_t step = -1;
-        if (!dataset_element(g, "step", r, H5T_NATIVE_INT64, &step))
+        if (!agon__h5_read_range(g, "step", r, 1, H5T_NATIVE_INT64, &step))
             break;
         if (!metric) {
             print_scalar_row(g, &cols, r, step, first ? "last " : "");

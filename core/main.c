@@ -36,10 +36,19 @@ static const char usage_text[] =
     "                 an image grid, or a scatter plot for 2-D samples (over\n"
     "                 D's landscape when a d_landscape metric was logged)\n"
     "                 (agon export --help for details)\n"
+    "  sweep SWEEP.yaml [-j N] [-o DIR] [--dry-run] [--backend local|slurm] [--wait]\n"
+    "                 run the experiment once per combination of the sweep's axes\n"
+    "                 (grid, zip, random, seeds), DIR/<run id>.h5 each; relaunching\n"
+    "                 runs only what is not done (agon sweep --help for details)\n"
     "  compare RUN.h5|DIR... --metric TABLE/COLUMN [--by KEY[,KEY...]] [--best max|min]\n"
     "                 [--format text|csv|markdown]\n"
     "                 one row per group of runs (by config keys): n, mean, std,\n"
     "                 95% confidence interval, min, max of each run's final value\n"
+    "  report RUN.h5|DIR... -o REPORT.html [--by KEY[,KEY...]] [--steps first,last|all|LIST]\n"
+    "                 [--title TEXT]\n"
+    "                 one self-contained HTML page about a sweep: curves per group\n"
+    "                 (mean over seeds, min..max band), final values with 95% CIs,\n"
+    "                 samples, config differences (agon report --help for details)\n"
     "  classifier train FILE.yaml [-o OUT.h5] [--set KEY.PATH=VALUE]... [--overwrite]\n"
     "                 train the domain classifier the image metrics use and write it\n"
     "                 to OUT.h5 (default: the file's output key; an existing file is\n"
@@ -185,7 +194,8 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
 /* Loads the plugin search path; every broken plugin file is reported.
  * With `tolerant`, the plugins that did load are kept (for listing), and
  * *exit_code still says that something failed. */
-static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_code)
+static agon_registry *load_registry_from(const char *const *dirs, size_t n_dirs, bool tolerant,
+                                         int *exit_code)
 {
     agon_error err = {0};
     agon_registry *reg = agon_registry_create(&err);
@@ -196,7 +206,7 @@ static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_
     }
     agon_diag diag;
     agon_diag_init(&diag);
-    agon_registry_load_search_path(reg, a->plugin_dirs, a->n_plugin_dirs, &diag);
+    agon_registry_load_search_path(reg, dirs, n_dirs, &diag);
     if (diag.count) {
         for (size_t i = 0; i < diag.count; i++)
             fprintf(stderr, "%s\n", diag.messages[i]);
@@ -209,6 +219,17 @@ static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_
     }
     agon_diag_fini(&diag);
     return reg;
+}
+
+static agon_registry *load_registry(const cli_args *a, bool tolerant, int *exit_code)
+{
+    return load_registry_from(a->plugin_dirs, a->n_plugin_dirs, tolerant, exit_code);
+}
+
+agon_registry *agon__cli_load_registry(const char *const *dirs, size_t n_dirs)
+{
+    int exit_code = 0;
+    return load_registry_from(dirs, n_dirs, false, &exit_code);
 }
 
 /* The experiment of the command line; for `run --resume RUN.h5` without a
@@ -363,13 +384,14 @@ static int finish_stdout(int code)
 }
 
 static const char *const commands[] = {"run",    "validate",   "plugins", "show",
-                                        "export", "compare",    "classifier", NULL};
+                                        "export", "compare",    "classifier", "sweep",
+                                        "report", NULL};
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "agon: missing command (run, validate, plugins, show, export, compare "
-                        "or classifier); see agon --help\n");
+        fprintf(stderr, "agon: missing command (run, validate, plugins, show, export, compare, "
+                        "report, sweep or classifier); see agon --help\n");
         return agon_status_exit_code(AGON_EUSAGE);
     }
     const char *cmd = argv[1];
@@ -388,6 +410,10 @@ int main(int argc, char **argv)
         return finish_stdout(agon_status_exit_code(agon_cli_export(argc - 1, argv + 1)));
     if (strcmp(cmd, "compare") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_compare(argc - 1, argv + 1)));
+    if (strcmp(cmd, "report") == 0)
+        return finish_stdout(agon_status_exit_code(agon_cli_report(argc - 1, argv + 1)));
+    if (strcmp(cmd, "sweep") == 0)
+        return finish_stdout(agon_status_exit_code(agon_cli_sweep(argc - 1, argv + 1)));
     if (strcmp(cmd, "classifier") == 0)
         return finish_stdout(agon_status_exit_code(agon_cli_classifier(argc - 1, argv + 1)));
 

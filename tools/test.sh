@@ -3,6 +3,8 @@
 # then the sanitizer build of the suite and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What only the tests need (Slurm, Chromium), then what the build needs.
+bash tools/deps.sh --test
 bash tools/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)"
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.

@@ -31,13 +31,14 @@ extern "C" {
     X(EDATA, -7, 5, "input file has the wrong content or layout")              \
     X(EDIVERGED, -8, 6, "training diverged (non-finite value)")                \
     X(EINTERRUPTED, -9, 130, "interrupted by a signal")                       \
-    X(ENUMERIC, -10, 7, "numerical failure (a matrix decomposition failed)")
+    X(ENUMERIC, -10, 7, "numerical failure (a matrix decomposition failed)")   \
+    X(ERUNS, -11, 8, "some runs of a sweep failed (the others completed)")
 
 typedef enum agon_status {
 #define AGON__STATUS_ENUM(name, value, exit_code, text) AGON_##name = value,
     AGON_STATUS_MAP(AGON__STATUS_ENUM)
 #undef AGON__STATUS_ENUM
-    AGON_STATUS_COUNT = 11 /* number of entries in AGON_STATUS_MAP */
+    AGON_STATUS_COUNT = 12 /* number of entries in AGON_STATUS_MAP */
 } agon_status;
 
 /* "ECONFIG" for AGON_ECONFIG; "EUNKNOWN" for a value not in the map. */

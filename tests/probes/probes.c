@@ -2,6 +2,7 @@
  *   optimizer 'probe_sgd': plain SGD that also checks the update counter t
  *     it is given is 1, 2, 3, ...; on a wrong t it writes NaN into every
  *     parameter, so the run diverges and the test sees it.
+ *   optimizer 'probe_segv': plain SGD that segfaults at a chosen update.
  *   metric 'probe': draws real and fake samples and runs D through the
  *     metric context, emitting their means, so tests can check that a
  *     metric's draws leave training untouched.
@@ -57,6 +58,53 @@ static const agon_param_spec probe_sgd_params[] = {
 
 static const agon_optimizer_vtable probe_sgd_vtable = {
     sizeof(agon_optimizer_vtable), 0, probe_sgd_create, free, probe_sgd_step,
+};
+
+/* 'probe_segv': plain SGD that dereferences a null pointer at update
+ * `segv_at` (0: never), a plugin crashing in one configuration. */
+typedef struct probe_segv {
+    double lr;
+    int64_t segv_at;
+} probe_segv;
+
+static int probe_segv_create(const agon_node *cfg, void **state, agon_error *err)
+{
+    probe_segv *s = malloc(sizeof *s);
+    if (!s)
+        return agon_error_set(err, AGON_ENOMEM, "probe_segv: out of memory");
+    int rc = agon_cfg_opt_float(cfg, "lr", 0.01, &s->lr, err);
+    if (rc == 0)
+        rc = agon_cfg_opt_int(cfg, "segv_at", 0, &s->segv_at, err);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *state = s;
+    return 0;
+}
+
+static void probe_segv_step(void *state, agon_optim_slot *slots, size_t n, int64_t t)
+{
+    probe_segv *s = state;
+    if (t == s->segv_at) {
+        volatile float *nowhere = NULL;
+        *nowhere = 1.0f;
+    }
+    for (size_t k = 0; k < n; k++) {
+        int64_t numel = agon_tensor_numel(slots[k].value);
+        for (int64_t i = 0; i < numel; i++)
+            slots[k].value->data[i] -= (float)s->lr * slots[k].grad->data[i];
+    }
+}
+
+static const agon_param_spec probe_segv_params[] = {
+    {"lr", AGON_PARAM_FLOAT, "0.01", 0.0, 1e6, NULL, "learning rate"},
+    {"segv_at", AGON_PARAM_INT, "0", 0.0, 1e12, NULL, "update at which to crash (0: never)"},
+    AGON_PARAM_END,
+};
+
+static const agon_optimizer_vtable probe_segv_vtable = {
+    sizeof(agon_optimizer_vtable), 0, probe_segv_create, free, probe_segv_step,
 };
 
 enum { PROBE_N = 64 };
@@ -367,6 +415,8 @@ static const agon_param_spec probe_tensor_params[] = {
 AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_OPTIMIZER("probe_sgd", "SGD that checks its update counter", probe_sgd_params,
                            &probe_sgd_vtable),
+            AGON_OPTIMIZER("probe_segv", "SGD that crashes at a chosen update",
+                           probe_segv_params, &probe_segv_vtable),
             AGON_METRIC("probe", "draws through the metric context", NULL, &probe_vtable),
             AGON_DATASET("probe_clusters", "labelled 2-D blobs", clusters_params,
                          &clusters_vtable),
