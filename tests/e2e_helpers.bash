@@ -27,3 +27,15 @@ expected
     ok "$name"
   fi
 }
+
+# chromium_page ABS_PATH.html ARGS...: loads a local page in headless
+# Chromium (as root, without network, in a fresh profile) with ARGS such as
+# --dump-dom or --screenshot=PNG; its stderr goes to chromium.err.
+chromium_page() {
+  local page=$1
+  shift
+  timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$(mktemp -d "$PWD/chromium.XXXXXX")" --window-size=1280,4000 "$@" \
+    "file://$page" 2>>chromium.err
+}

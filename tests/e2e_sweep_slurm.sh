@@ -27,8 +27,10 @@ trap 'slurm_stop "$T/cluster"' EXIT
 slurm_start "$T/cluster" 8 || { bad "start a Slurm cluster: $(tail -3 "$T"/cluster/log/*.log)"; exit 1; }
 ok "a private Slurm cluster is up ($(sinfo -h -o '%P %D %c %T'))"
 
-SHORT=(--set train.steps=150 --set log.samples_every=50 --set 'metrics[0].every=50'
-       --set 'metrics[0].n_samples=500' --set 'metrics[1].every=150')
+# The shipped loss comparison, shortened: fewer steps, narrower networks.
+SHORT=(--set train.steps=100 --set train.batch_size=128 --set 'generator.hidden=[64,64]'
+       --set 'discriminator.hidden=[64,64]' --set log.samples_every=50
+       --set 'metrics[0].every=50' --set 'metrics[0].n_samples=500' --set 'metrics[1].every=100')
 LC="$SRC/experiments/sweeps/loss_comparison.yaml"
 "$AGON" sweep "$LC" -o viaslurm --backend slurm --wait "${SHORT[@]}" >s1.out 2>s1.err
 rc=$?

@@ -14,6 +14,7 @@
  *     it did not declare; clash: it declares an attribute that is one of its
  *     settings). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,8 +88,10 @@ static void probe_segv_step(void *state, agon_optim_slot *slots, size_t n, int64
 {
     probe_segv *s = state;
     if (t == s->segv_at) {
-        volatile float *nowhere = NULL;
-        *nowhere = 1.0f;
+        /* An unmapped page, not NULL: UBSan would stop a null store itself
+         * instead of letting the process take the SIGSEGV. */
+        volatile uintptr_t unmapped = 64;
+        *(volatile float *)unmapped = 1.0f;
     }
     for (size_t k = 0; k < n; k++) {
         int64_t numel = agon_tensor_numel(slots[k].value);
