@@ -69,8 +69,14 @@ grep -q "^agon sweep: submitted 1 of 20 runs as Slurm job array" out.txt && ok "
 
 # ---- segfaults under Slurm --------------------------------------------------
 CRASH=$SRC/tests/sweeps/crash.yaml
-"$AGON" sweep "$CRASH" -o crash --backend slurm --wait --plugin-path "$BUILD/tests/probes" >c.out 2>c.err
+"$AGON" sweep "$CRASH" -o crash --backend slurm --wait --plugin-path "$BUILD/tests/probes" \
+  --partition debug --throttle 4 --cpus 1 --time 5 --sbatch --mem=100 --sbatch --comment=agon-test >c.out 2>c.err
 rc=$?
+S=$(ls crash/slurm/array-*.sh)
+grep -q "^#SBATCH --array=0-5%4$" "$S" && grep -q "^#SBATCH --partition=debug$" "$S" &&
+  grep -q "^#SBATCH --time=5$" "$S" && grep -q "^#SBATCH --cpus-per-task=1$" "$S" &&
+  grep -q "^#SBATCH --mem=100$" "$S" && grep -q "^#SBATCH --comment=agon-test$" "$S" &&
+  ok "flags --partition, --throttle, --cpus, --time, --sbatch reach the job script" || bad "job script: $(grep SBATCH "$S")"
 [ $rc = 8 ] && ok "segfaulting runs under Slurm: exit 8" || bad "crash sweep exit $rc: $(cat c.err)"
 [ "$(grep -c 'failed: killed by signal 11 (Segmentation fault); run d_optimizer.segv_at=30 seed=[012]; .*launch the sweep again to resubmit it$' c.err)" = 3 ] &&
   ok "the 3 crashed tasks are named, one line each" || bad "crash lines: $(cat c.err)"
