@@ -658,8 +658,8 @@ static int add_common(sweep *sw, char *set, const agon_node *origin)
 
 /* Reads the sweep file: the experiment, the common settings and the axes.
  * `out_flag` and `cli_sets` come from the command line and win. */
-static int parse_sweep(sweep *sw, const char *out_flag, const char *const *cli_sets,
-                       size_t n_cli_sets)
+static int parse_sweep(sweep *sw, const char *out_flag, bool create_out,
+                       const char *const *cli_sets, size_t n_cli_sets)
 {
     static const char *const keys[] = {"description", "experiment", "out",    "set",  "grid",
                                        "zip",         "seeds",      "random", "slurm", NULL};
@@ -729,17 +729,30 @@ static int parse_sweep(sweep *sw, const char *out_flag, const char *const *cli_s
             n -= 4;
         snprintf(out_dir, sizeof out_dir, "runs/%.*s", (int)n, base);
     }
-    int e = make_dirs(out_dir);
+    /* A dry run creates nothing: a folder that does not exist yet holds no
+     * runs, and its name is only made absolute. */
+    int e = create_out ? make_dirs(out_dir) : 0;
     if (e != 0) {
         fprintf(stderr, "%s: cannot create the sweep's folder: %s; choose another with -o DIR\n",
                 out_dir, strerror(e));
         return AGON_EIO;
     }
     if (!realpath(out_dir, sw->out)) {
-        fprintf(stderr, "%s: %s\n", out_dir, strerror(errno));
-        return AGON_EIO;
+        int why = errno;
+        char cwd[PATH_MAX] = "";
+        bool absent = !create_out && why == ENOENT;
+        if (absent && out_dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+            why = errno, absent = false;
+        if (!absent) {
+            fprintf(stderr, "%s: %s\n", out_dir, strerror(why));
+            return AGON_EIO;
+        }
+        int w = out_dir[0] == '/' ? snprintf(sw->out, sizeof sw->out, "%s", out_dir)
+                                  : snprintf(sw->out, sizeof sw->out, "%s/%s", cwd, out_dir);
+        if (w < 0 || w >= (int)sizeof sw->out)
+            sw->out[0] = '\0';
     }
-    if (strlen(sw->out) > PATH_MAX - 128) {
+    if (!sw->out[0] || strlen(sw->out) > PATH_MAX - 128) {
         fprintf(stderr, "%s: the folder's path is too long for the runs' file names; choose a "
                         "shorter one with -o DIR\n",
                 out_dir);
@@ -1799,7 +1812,7 @@ int agon_cli_sweep(int argc, char **argv)
     unsigned char *busy = NULL;
     size_t *todo = NULL;
     int lock_fd = -1;
-    rc = parse_sweep(&sw, out_flag, sets, n_sets);
+    rc = parse_sweep(&sw, out_flag, !dry_run, sets, n_sets);
     if (rc == 0) {
         if (partition)
             sw.partition = partition;
@@ -1819,7 +1832,7 @@ int agon_cli_sweep(int argc, char **argv)
         rc = build_runs(&sw, reg);
     if (rc == 0 && sw.n_runs == 0)
         rc = AGON_ECONFIG;
-    if (rc == 0)
+    if (rc == 0 && !dry_run)
         rc = write_base(&sw, reg);
     /* One sweep process per folder: two would start the same runs. */
     if (rc == 0 && !dry_run) {
