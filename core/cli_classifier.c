@@ -159,47 +159,6 @@ static int cmd_train(int argc, char **argv)
 
 /* ---- show ---------------------------------------------------------------------- */
 
-/* A scalar string attribute or dataset (`is_dataset`) as a malloc'ed
- * string, or NULL. */
-static char *read_string(hid_t file, const char *name, bool is_dataset)
-{
-    hid_t obj = H5I_INVALID_HID, ft = H5I_INVALID_HID;
-    if (is_dataset) {
-        if (!agon__h5_is_object(file, name, H5O_TYPE_DATASET))
-            return NULL;
-        obj = H5Dopen2(file, name, H5P_DEFAULT);
-        ft = obj >= 0 ? H5Dget_type(obj) : H5I_INVALID_HID;
-    } else {
-        if (H5Aexists(file, name) <= 0)
-            return NULL;
-        obj = H5Aopen(file, name, H5P_DEFAULT);
-        ft = obj >= 0 ? H5Aget_type(obj) : H5I_INVALID_HID;
-    }
-    char *text = NULL;
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(ft));
-        char *p = NULL;
-        herr_t r = is_dataset ? H5Dread(obj, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &p)
-                              : H5Aread(obj, mt, &p);
-        if (r >= 0 && p) {
-            text = strdup(p);
-            H5free_memory(p);
-        }
-        H5Tclose(mt);
-    }
-    if (ft >= 0)
-        H5Tclose(ft);
-    if (obj >= 0) {
-        if (is_dataset)
-            H5Dclose(obj);
-        else
-            H5Aclose(obj);
-    }
-    return text;
-}
-
 static int64_t attr_int_or(hid_t file, const char *name, int64_t def)
 {
     int64_t v;
@@ -252,12 +211,12 @@ static int cmd_show(int argc, char **argv)
         }
     }
     char shape[64];
-    char *dataset = read_string(file, "dataset", false);
-    char *train_split = read_string(file, "train_split", false);
-    char *test_split = read_string(file, "test_split", false);
-    char *end_time = read_string(file, "end_time", false);
-    char *version = read_string(file, "agon_version", false);
-    char *config = read_string(file, "/config", true);
+    char *dataset = agon__h5_attr_string(file, "dataset");
+    char *train_split = agon__h5_attr_string(file, "train_split");
+    char *test_split = agon__h5_attr_string(file, "test_split");
+    char *end_time = agon__h5_attr_string(file, "end_time");
+    char *version = agon__h5_attr_string(file, "agon_version");
+    char *config = agon__h5_read_string(file, "config");
 
     printf("%s\n", path);
     printf("  input           %s\n", agon_shape_format(in, shape, sizeof shape));

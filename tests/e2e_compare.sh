@@ -12,15 +12,9 @@ rm -rf "$T" && mkdir -p "$T/runs"
 cd "$T"
 . "$SRC/tests/e2e_helpers.bash"
 
-cat >c.yaml <<'YAML'
-seed: 1
-dataset: {plugin: gaussian_mixture, layout: ring, modes: 8}
-generator: {plugin: mlp, hidden: [32]}
-discriminator: {plugin: mlp, hidden: [32], activation: leaky_relu}
-loss: {plugin: nonsaturating}
-g_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-d_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-train: {steps: 1500, batch_size: 64, latent_dim: 4}
+cat >c.yaml <<YAML
+base: $SRC/tests/experiments/tiny_ring.yaml
+train: {steps: 1500}
 log: {every: 100, samples_every: 0}
 metrics:
   - {plugin: mode_coverage, every: 500, n_samples: 400}

@@ -12,19 +12,11 @@ rm -rf "$T" && mkdir -p "$T"
 cd "$T"
 . "$SRC/tests/e2e_helpers.bash"
 
-cat >c.yaml <<'YAML'
+cat >c.yaml <<YAML
+base: $SRC/tests/experiments/tiny_ring.yaml
 seed: 2
-dataset: {plugin: gaussian_mixture, layout: ring, modes: 8}
-generator: {plugin: mlp, hidden: [32]}
-discriminator: {plugin: mlp, hidden: [32], activation: leaky_relu}
-loss: {plugin: nonsaturating}
-g_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-d_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-train: {steps: 300, batch_size: 64, latent_dim: 4}
+train: {steps: 300}
 log: {every: 3, samples_every: 100, n_samples: 64}
-metrics:
-  - {plugin: mode_coverage, every: 100, n_samples: 400}
-  - {plugin: d_landscape, every: 150}
 YAML
 "$AGON" run c.yaml -o c.h5 --progress none >/dev/null 2>run.err || bad "run: $(cat run.err)"
 expect "export --csv" 0 "" -- "$AGON" export c.h5 --csv out/csv

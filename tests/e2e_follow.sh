@@ -11,15 +11,10 @@ rm -rf "$T" && mkdir -p "$T"
 cd "$T"
 . "$SRC/tests/e2e_helpers.bash"
 
-cat >fo.yaml <<'YAML'
+cat >fo.yaml <<YAML
+base: $SRC/tests/experiments/tiny_ring.yaml
 seed: 2
-dataset: {plugin: gaussian_mixture, layout: ring, modes: 8}
-generator: {plugin: mlp, hidden: [32]}
-discriminator: {plugin: mlp, hidden: [32], activation: leaky_relu}
-loss: {plugin: nonsaturating}
-g_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-d_optimizer: {plugin: adam, lr: 1.0e-3, beta1: 0.5}
-train: {steps: 40000, batch_size: 64, latent_dim: 4}
+train: {steps: 40000}
 log: {every: 1000, samples_every: 0, flush_seconds: 0.1}
 metrics:
   - {plugin: mode_coverage, every: 10000, n_samples: 400}
