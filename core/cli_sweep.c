@@ -1177,8 +1177,9 @@ static void write_exit_record(const sweep *sw, const run *r, int code)
     write_file_atomic(path, text);
 }
 
-/* The last non-empty line the run wrote to its .err since `offset`: its
- * own one-line error. */
+/* The last line the run wrote to its .err since `offset` that is neither
+ * a progress line nor the closing "PATH: STATUS, N steps in S s": its own
+ * one-line error. */
 static void last_error_line(const sweep *sw, const run *r, char *buf, size_t cap)
 {
     buf[0] = '\0';
@@ -1191,7 +1192,7 @@ static void last_error_line(const sweep *sw, const run *r, char *buf, size_t cap
         char line[1024];
         while (fgets(line, sizeof line, f)) {
             line[strcspn(line, "\n")] = '\0';
-            if (line[0] && strncmp(line, "agon: step ", 11) != 0 && !strstr(line, " steps in "))
+            if (line[0] && strncmp(line, "step ", 5) != 0 && !strstr(line, " steps in "))
                 snprintf(buf, cap, "%.*s", (int)cap - 1, line);
         }
     }

@@ -145,6 +145,22 @@ grep -v -F -f failed_ids csum1 >csum1.ok
 sums crash | grep -F -f csum1.ok | cmp -s - csum1.ok && ok "completed logs untouched by the relaunch" ||
   bad "completed logs changed"
 
+# A run that fails with an error of its own (a data file that does not
+# exist, found only when the run loads it): its message is the reason given.
+cat >missing.yaml <<YAML
+experiment: $SRC/tests/experiments/tiny_ring.yaml
+set:
+  train.steps: 50
+grid:
+  dataset: [{plugin: gaussian_mixture}, {plugin: hdf5, file: $T/nowhere.h5}]
+YAML
+"$AGON" sweep missing.yaml -o missing -j 2 >out.txt 2>err.txt
+rc=$?
+[ $rc = 8 ] && [ "$(wc -l <err.txt)" = 1 ] &&
+  grep -q "^$T/missing/[0-9a-f]*\.h5: failed: .*nowhere\.h5.*; run dataset={plugin: hdf5, file: $T/nowhere.h5}; its output is in " err.txt &&
+  grep -q "^agon sweep: 2 runs: 1 completed, 0 diverged, 1 failed" out.txt &&
+  ok "a run's own error is its reason (exit 8, the other run completed)" || bad "missing data: rc $rc $(cat err.txt)"
+
 # ---- Ctrl-C, then resume -----------------------------------------------------
 LONG=$SRC/tests/sweeps/long.yaml
 "$AGON" sweep "$LONG" -o long -j 2 >long.out 2>long.err &
