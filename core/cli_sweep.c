@@ -284,7 +284,12 @@ static void flow_value(sbuf *b, const agon_node *n)
     switch (agon_node_kind_of(n)) {
     case AGON_NODE_SCALAR: {
         const char *s = agon_node_scalar(n);
-        if (agon_node_quoted(n) || (needs_quotes(s) && strchr(s, ',')))
+        /* A plain scalar that needs quotes in a flow value is a string
+         * anyway, except a negative number ("-3", "-.inf"). */
+        char *end;
+        strtod(s, &end);
+        bool negative_number = s[0] == '-' && (!*end || strcmp(s, "-.inf") == 0);
+        if (agon_node_quoted(n) || (needs_quotes(s) && !negative_number))
             quoted(b, s);
         else
             sb_printf(b, "%s", s);
@@ -459,12 +464,8 @@ static int parse_seeds(sweep *sw, const agon_node *seeds)
         for (size_t i = 0; i < agon_node_len(seeds); i++) {
             int64_t s;
             const agon_node *v = agon_node_at(seeds, i);
-            if (agon_node_to_int(v, &s, &err) != 0 || s < 0) {
-                fprintf(stderr, "%s\n", err.code ? err.message : "");
-                if (!err.code)
-                    return node_error(v, AGON_ECONFIG, "a seed is a non-negative integer");
-                return AGON_ECONFIG;
-            }
+            if (agon_node_to_int(v, &s, &err) != 0 || s < 0)
+                return node_error(v, AGON_ECONFIG, "expected a non-negative integer seed");
             char set[64];
             snprintf(set, sizeof set, "seed=%lld", (long long)s);
             if (axis_add_point(ax, set, v))
@@ -808,7 +809,7 @@ static int parse_sweep(sweep *sw, const char *out_flag, bool create_out,
 /* A --set override of the experiment is positioned "--set:K:1: ..."; in a
  * sweep the K-th override is a value of the sweep file, so the message is
  * given that value's position instead. */
-static void print_run_diag(const sweep *sw, const run *r, const char *msg)
+static void print_run_diag(const run *r, const char *msg)
 {
     int k = 0, used = 0;
     if (sscanf(msg, "--set:%d:1: %n", &k, &used) == 1 && used > 0 && k >= 1 &&
@@ -823,7 +824,6 @@ static void print_run_diag(const sweep *sw, const run *r, const char *msg)
         return;
     }
     fprintf(stderr, "%s\n", msg);
-    (void)sw;
 }
 
 /* Builds every run (the product of the axes), resolves its config and
@@ -843,12 +843,9 @@ static int build_runs(sweep *sw, agon_registry *reg)
     if (!sw->runs)
         return AGON_ENOMEM;
     size_t *digit = calloc(sw->n_axes + 1, sizeof *digit);
-    const char **sets = malloc((sw->n_common + 64 * (sw->n_axes + 1)) * sizeof *sets);
-    if (!digit || !sets) {
-        free(digit);
-        free(sets);
+    const char **sets = NULL;
+    if (!digit)
         return AGON_ENOMEM;
-    }
     int status = 0;
     for (size_t i = 0; i < total; i++) {
         /* Mixed-radix counter, the last axis fastest. */
@@ -895,7 +892,7 @@ static int build_runs(sweep *sw, agon_registry *reg)
             agon_experiment_load(reg, sw->experiment, sets, r->n_sets, false, &diag);
         if (!exp) {
             for (size_t k = 0; k < diag.count; k++)
-                print_run_diag(sw, r, diag.messages[k]);
+                print_run_diag(r, diag.messages[k]);
             if (!status)
                 status = diag.code ? diag.code : AGON_ECONFIG;
             agon_diag_fini(&diag);
@@ -1314,9 +1311,6 @@ static int run_local(sweep *sw, int jobs, const char *self, const char *const *p
     double t0 = now_seconds(), last_line = -1e9, stop_sent = 0;
     size_t next = 0, running = 0, finished_now = 0;
     bool changed = true;
-    /* Runs waiting to start count as pending in the summary line. */
-    for (size_t k = 0; k < n_todo; k++)
-        sw->runs[todo[k]].pid = 0;
     int rc = 0;
     for (;;) {
         if (stop_signal && stop_sent == 0) {
@@ -1585,7 +1579,6 @@ static int slurm_submit(sweep *sw, const size_t *todo, size_t n_todo, const char
     sb_printf(&b, "echo \"---- $(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ) agon sweep: Slurm task "
                   "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname)\" >> "
                   "\"$out/$id.err\"\n");
-    sb_printf(&b, "");
     shell_quote(&b, self);
     sb_printf(&b, " \"$@\" >> \"$out/$id.err\" 2>&1\n");
     sb_printf(&b, "code=$?\n"

@@ -249,10 +249,27 @@ expect "-j 0" 2 "agon sweep: -j takes a number of runs at once (1 to 4096), not 
 expect "--wait without slurm" 2 "agon sweep: --wait applies to --backend slurm only (see agon sweep --help)" -- \
   "$AGON" sweep "$LC" --wait
 expect "no sweep file" 2 "agon sweep: sweep needs a sweep file (see agon sweep --help)" -- "$AGON" sweep
-mkdir -p ro && chmod 555 ro
-if [ "$(id -u)" != 0 ]; then
-  expect "unwritable folder" 5 "*" -- "$AGON" sweep "$LC" -o ro/x --dry-run
-fi
+touch afile
+expect "a folder that cannot be made" 5 "afile/x: cannot create the sweep's folder: Not a directory; choose another with -o DIR" -- \
+  "$AGON" sweep "$LC" -o afile/x
+printf 'experiment: %s/experiments/ring8.yaml\nseeds: [1, -2]\n' "$SRC" >negseed.yaml
+expect "a negative seed" 3 "negseed.yaml:2:12: seeds[1]: expected a non-negative integer seed" -- \
+  "$AGON" sweep negseed.yaml --dry-run
+# Values that need quotes in a flow value keep their type through --set:
+# a plain string with brackets stays one string; a negative number stays a
+# number (the schema's range check, not a type error, refuses it).
+printf 'experiment: %s/experiments/ring8.yaml\ngrid:\n  description:\n    - ring of 8 [radius 2] std 0.02\n' "$SRC" >quote.yaml
+"$AGON" sweep quote.yaml -o quote -j 1 --set train.steps=2 --set 'metrics=[]' --set log.samples_every=0 >/dev/null 2>err.txt
+$PY - quote <<'PY' && ok "a plain string with brackets round-trips through --set" || bad "flow string: $(cat err.txt)"
+import glob, sys, h5py, yaml
+[p] = glob.glob(sys.argv[1] + "/*.h5")
+with h5py.File(p, "r") as f:
+    c = yaml.safe_load(f["config"][()].decode())
+assert c["description"] == "ring of 8 [radius 2] std 0.02", c["description"]
+PY
+printf 'experiment: %s/experiments/ring8.yaml\ngrid:\n  g_optimizer.beta1: [-0.5]\n' "$SRC" >neg.yaml
+expect "a negative number stays a number" 3 "neg.yaml:3:23: g_optimizer.beta1: -0.5 is out of range [0, 1]; use a value from 0 to 1 (run g_optimizer.beta1=-0.5)" -- \
+  "$AGON" sweep neg.yaml --dry-run
 
 echo "e2e_sweep: $pass passed, $fail failed"
 [ $fail = 0 ]
