@@ -68,6 +68,23 @@ case "$(realpath "$LIBAGON")" in
     *) fail "installed agon resolves libagon to '$LIBAGON', not to $LIBDIR" ;;
 esac
 
+# ---- the shipped experiments, run from the installation ------------------------
+# Run from $TMP so that nothing reads the source tree's experiments/ by a
+# relative path; the installed files must stand on their own.
+EXP=$PREFIX/share/agon/experiments
+[ -f "$EXP/ring8.yaml" ] || fail "no installed experiment $EXP/ring8.yaml"
+(cd "$TMP" && run_logged validate_installed "$AGON" validate "$EXP/ring8.yaml")
+expect_in "$TMP/validate_installed.log" "plugin: gaussian_mixture"
+# base: ../ring8.yaml and a sweep's experiment: ../ring8.yaml only resolve
+# when the subfolders are installed where they are in the source tree.
+(cd "$TMP" && run_logged validate_installed_base "$AGON" validate "$EXP/repro/saturation.yaml")
+(cd "$TMP" && run_logged sweep_installed "$AGON" sweep --dry-run \
+    "$EXP/sweeps/loss_comparison.yaml" -o "$TMP/sweep")
+expect_in "$TMP/sweep_installed.log" "20 runs in $TMP/sweep"
+(cd "$TMP" && run_logged run_installed "$AGON" run "$EXP/ring8.yaml" \
+    --set train.steps=20 -o "$TMP/ring8.h5" --progress none)
+[ -s "$TMP/ring8.h5" ] || fail "agon run of the installed ring8.yaml wrote no $TMP/ring8.h5"
+
 # ---- build the plugin with CMake against the installation ----------------------
 run_logged configure cmake -S "$SRC/tests/out_of_tree" -B "$TMP/build" \
     -DCMAKE_PREFIX_PATH="$PREFIX" -DCMAKE_BUILD_TYPE=Debug
