@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -16,7 +17,289 @@
 #include <string.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <sys/platform/x86.h>
+#endif
+
+/* Only the types and constants of cblas.h are used: libagon does not link
+ * OpenBLAS, it loads it (see "loading OpenBLAS" below). */
 #include <cblas.h>
+
+/* ---- loading OpenBLAS -------------------------------------------------------
+ * OpenBLAS chooses its kernel family once, in its constructor, from the CPU
+ * or from OPENBLAS_CORETYPE, and the family decides the rounding of every
+ * product (measured: the same ring8 run ends at other figures with the
+ * SkylakeX or Cooperlake kernels than with the Haswell ones).  To choose the
+ * family itself, agon does not link OpenBLAS: it dlopens it on first use,
+ * with OPENBLAS_CORETYPE set for the duration of the dlopen only.
+ *   - portable: the Haswell kernels (AVX2 + FMA).  Every x86-64 CPU with AVX2
+ *     and FMA runs them with the same results, so a run gives the same bits
+ *     on Intel since Haswell and AMD since Zen, whatever kernels OpenBLAS
+ *     would pick for the machine.
+ *   - native: OpenBLAS's own choice for this CPU (an OPENBLAS_CORETYPE in the
+ *     environment still applies), the fastest kernels of the machine.
+ * OPENBLAS_NUM_THREADS=1 is set for the dlopen as well: agon never uses
+ * OpenBLAS's threads (see "threads" below), so it need not start a pool.
+ * The library is looked up at the path the build found it at, then by
+ * soname. */
+#ifndef AGON_OPENBLAS_LIBRARY
+#define AGON_OPENBLAS_LIBRARY "libopenblas.so.0"
+#endif
+#define OPENBLAS_SONAME "libopenblas.so.0"
+#define PORTABLE_CORE "Haswell"
+
+typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint,
+                         blasint, blasint, float, const float *, blasint, const float *, blasint,
+                         float, float *, blasint);
+typedef void (*dsyevr_fn)(const char *, const char *, const char *, const blasint *, double *,
+                          const blasint *, const double *, const double *, const blasint *,
+                          const blasint *, const double *, blasint *, double *, double *,
+                          const blasint *, blasint *, double *, const blasint *, blasint *,
+                          const blasint *, blasint *, size_t, size_t, size_t);
+
+static struct {
+    pthread_mutex_t lock;
+    atomic_bool loaded;
+    agon_kernels kernels;
+    void *handle;
+    sgemm_fn sgemm;
+    dsyevr_fn dsyevr;
+    char core[64];
+    char describe[512];
+} ob = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *const kernel_names[AGON_KERNELS_COUNT] = {"portable", "native"};
+
+const char *agon_kernels_name(agon_kernels kernels)
+{
+    return (unsigned)kernels < AGON_KERNELS_COUNT ? kernel_names[kernels] : "unknown";
+}
+
+int agon_kernels_parse(const char *name, agon_kernels *kernels)
+{
+    for (int k = 0; k < AGON_KERNELS_COUNT; k++) {
+        if (strcmp(name, kernel_names[k]) == 0) {
+            *kernels = (agon_kernels)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* What the CPU lacks of AVX2 and FMA, as glibc sees it: the same view that
+ * picks libm's FMA variants, and one that GLIBC_TUNABLES=glibc.cpu.hwcaps
+ * can narrow (the tests emulate an older CPU that way). */
+static const char *portable_missing(void)
+{
+#if defined(__x86_64__)
+    bool avx2 = CPU_FEATURE_ACTIVE(AVX2), fma = CPU_FEATURE_ACTIVE(FMA);
+    if (avx2 && fma)
+        return NULL;
+    return !avx2 && !fma ? "AVX2 and FMA" : !avx2 ? "AVX2" : "FMA";
+#else
+    return "an x86-64 CPU";
+#endif
+}
+
+int agon_kernels_check(agon_kernels kernels, agon_error *err)
+{
+    const char *missing = kernels == AGON_KERNELS_PORTABLE ? portable_missing() : NULL;
+    if (!missing)
+        return 0;
+    return agon_error_set(err, AGON_ECONFIG,
+                          "train.kernels: portable kernels need a CPU with AVX2 and FMA, and "
+                          "this one lacks %s; set train.kernels: native (--set "
+                          "train.kernels=native) to use this machine's own kernels, whose results "
+                          "other machines do not reproduce",
+                          missing);
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+static char cpu_model[64];
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+
+static void cpu_model_init(void)
+{
+    snprintf(cpu_model, sizeof cpu_model, "unknown");
+#if defined(__x86_64__)
+    unsigned regs[12];
+    if (__get_cpuid_max(0x80000000u, NULL) < 0x80000004u)
+        return;
+    for (unsigned i = 0; i < 3; i++)
+        __get_cpuid(0x80000002u + i, &regs[4 * i], &regs[4 * i + 1], &regs[4 * i + 2],
+                    &regs[4 * i + 3]);
+    char brand[49];
+    memcpy(brand, regs, 48);
+    brand[48] = '\0';
+    /* The brand string is padded with spaces on either side. */
+    char *b = brand;
+    while (*b == ' ')
+        b++;
+    size_t n = strlen(b);
+    while (n > 0 && b[n - 1] == ' ')
+        n--;
+    if (n > 0)
+        snprintf(cpu_model, sizeof cpu_model, "%.*s", (int)n, b);
+#endif
+}
+
+const char *agon_cpu_model(void)
+{
+    pthread_once(&cpu_once, cpu_model_init);
+    return cpu_model;
+}
+
+static char *saved_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+
+static void restore_env(const char *name, char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    free(value);
+}
+
+static void *open_openblas(agon_kernels kernels)
+{
+    char *coretype = saved_env("OPENBLAS_CORETYPE");
+    char *threads = saved_env("OPENBLAS_NUM_THREADS");
+    if (kernels == AGON_KERNELS_PORTABLE)
+        setenv("OPENBLAS_CORETYPE", PORTABLE_CORE, 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    void *h = dlopen(AGON_OPENBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    restore_env("OPENBLAS_NUM_THREADS", threads);
+    restore_env("OPENBLAS_CORETYPE", coretype);
+    return h;
+}
+
+static void set_describe(void *h)
+{
+    char *(*get_config)(void) = (char *(*)(void))dlsym(h, "openblas_get_config");
+    const char *config = get_config ? get_config() : "OpenBLAS";
+    int len = (int)strlen(config);
+    /* OpenBLAS builds its config string from pieces that may leave a
+     * trailing space. */
+    while (len > 0 && isspace((unsigned char)config[len - 1]))
+        len--;
+    snprintf(ob.describe, sizeof ob.describe, "%.*s (core %s)", len, config, ob.core);
+}
+
+static int load_locked(agon_kernels kernels, agon_error *err)
+{
+    /* Already in the process (another library linked it): its kernels were
+     * chosen before agon could, so they are checked instead. */
+    void *h = dlopen(AGON_OPENBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (!h)
+        h = dlopen(OPENBLAS_SONAME, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    bool preloaded = h != NULL;
+    if (!h)
+        h = open_openblas(kernels);
+    if (!h)
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "cannot load OpenBLAS (%s): %s; install Debian's libopenblas0 "
+                              "(bash tools/deps.sh)",
+                              AGON_OPENBLAS_LIBRARY, dlerror());
+    sgemm_fn sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+    dsyevr_fn dsyevr = (dsyevr_fn)dlsym(h, "dsyevr_");
+    void (*set_threads)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+    char *(*get_core)(void) = (char *(*)(void))dlsym(h, "openblas_get_corename");
+    if (!sgemm || !dsyevr || !set_threads || !get_core) {
+        dlclose(h);
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "%s lacks cblas_sgemm, dsyevr_, openblas_set_num_threads or "
+                              "openblas_get_corename: it is not OpenBLAS with LAPACK; install "
+                              "Debian's libopenblas0",
+                              AGON_OPENBLAS_LIBRARY);
+    }
+    const char *core = get_core();
+    snprintf(ob.core, sizeof ob.core, "%s", core ? core : "unknown");
+    if (kernels == AGON_KERNELS_PORTABLE && strcmp(ob.core, PORTABLE_CORE) != 0) {
+        dlclose(h);
+        return agon_error_set(err, AGON_EPLUGIN,
+                              "OpenBLAS runs its %s kernels although agon asked for %s (%s); "
+                              "portable results need an OpenBLAS built with DYNAMIC_ARCH "
+                              "that agon loads itself; use Debian's libopenblas0-pthread, or set "
+                              "train.kernels: native",
+                              ob.core, PORTABLE_CORE,
+                              preloaded ? "it was loaded before agon could choose"
+                                        : "the build ignores OPENBLAS_CORETYPE");
+    }
+    set_threads(1);
+    ob.handle = h;
+    ob.sgemm = sgemm;
+    ob.dsyevr = dsyevr;
+    ob.kernels = kernels;
+    set_describe(h);
+    atomic_store_explicit(&ob.loaded, true, memory_order_release);
+    return 0;
+}
+
+int agon_blas_init(agon_kernels kernels, agon_error *err)
+{
+    assert((unsigned)kernels < AGON_KERNELS_COUNT);
+    int rc = agon_kernels_check(kernels, err);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&ob.lock);
+    if (atomic_load_explicit(&ob.loaded, memory_order_acquire)) {
+        if (ob.kernels != kernels)
+            rc = agon_error_set(err, AGON_EUSAGE,
+                                "train.kernels: this process already runs the %s kernels (%s) "
+                                "and cannot switch to %s ones; run each experiment in its own "
+                                "process, as agon run does",
+                                agon_kernels_name(ob.kernels), ob.core,
+                                agon_kernels_name(kernels));
+    } else {
+        rc = load_locked(kernels, err);
+    }
+    pthread_mutex_unlock(&ob.lock);
+    return rc;
+}
+
+/* Products before any agon_blas_init (tests, library users) get the
+ * kernels AGON_KERNELS names, else the portable ones where the CPU has
+ * them. */
+static void ensure_loaded(void)
+{
+    if (atomic_load_explicit(&ob.loaded, memory_order_acquire))
+        return;
+    agon_error err = {0};
+    agon_kernels k = portable_missing() ? AGON_KERNELS_NATIVE : AGON_KERNELS_PORTABLE;
+    const char *env = getenv("AGON_KERNELS");
+    if (env && env[0] && agon_kernels_parse(env, &k) != 0)
+        k = AGON_KERNELS_PORTABLE;
+    pthread_mutex_lock(&ob.lock);
+    int rc = atomic_load_explicit(&ob.loaded, memory_order_acquire) ? 0 : load_locked(k, &err);
+    pthread_mutex_unlock(&ob.lock);
+    if (rc != 0) {
+        /* No product can be computed and agon_gemm has no way to fail:
+         * the installation is broken. */
+        fprintf(stderr, "agon: %s\n", err.message);
+        abort();
+    }
+}
+
+agon_kernels agon_blas_kernels(void)
+{
+    ensure_loaded();
+    return ob.kernels;
+}
+
+const char *agon_blas_core(void)
+{
+    ensure_loaded();
+    return ob.core;
+}
 
 /* ---- opt-in GEMM trace ----------------------------------------------------
  * When the environment variable AGON_GEMM_TRACE names a file, every
@@ -101,22 +384,13 @@ static struct {
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER,
            .done = PTHREAD_COND_INITIALIZER, .threads = 1};
 
-/* OpenBLAS's own threads are never used (see above), whatever
- * OPENBLAS_NUM_THREADS says. */
-static pthread_once_t single_once = PTHREAD_ONCE_INIT;
-
-static void make_openblas_single(void)
-{
-    openblas_set_num_threads(1);
-}
-
 static void sgemm_plain(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
-                alpha, a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    ob.sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+             trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
+             a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
 }
 
 /* Slab t of the job: rows of C come from rows of op(A), columns of C from
@@ -231,7 +505,7 @@ void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
         }
         return;
     }
-    pthread_once(&single_once, make_openblas_single);
+    ensure_loaded();
     if (2.0 * (double)m * (double)n * (double)k >= PARALLEL_MIN_FLOPS &&
         (m >= n ? m : n) >= SLABS * GEMM_ALIGN)
         gemm_parallel(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -245,7 +519,6 @@ void agon_blas_set_threads(int threads)
     /* More threads than slabs would have nothing to do. */
     if (threads > SLABS)
         threads = SLABS;
-    pthread_once(&single_once, make_openblas_single);
     pthread_mutex_lock(&pool.lock);
     /* Workers are started once and kept; with fewer threads the extra
      * ones skip every job. */
@@ -265,26 +538,10 @@ int agon_blas_get_threads(void)
     return pool.threads;
 }
 
-static char describe_buf[512];
-static pthread_once_t describe_once = PTHREAD_ONCE_INIT;
-
-static void describe_init(void)
-{
-    const char *config = openblas_get_config();
-    const char *core = openblas_get_corename();
-    int len = (int)strlen(config ? config : "OpenBLAS");
-    /* OpenBLAS builds its config string from pieces that may leave a
-     * trailing space. */
-    while (config && len > 0 && isspace((unsigned char)config[len - 1]))
-        len--;
-    snprintf(describe_buf, sizeof describe_buf, "%.*s (core %s)", len,
-             config ? config : "OpenBLAS", core ? core : "unknown");
-}
-
 const char *agon_blas_describe(void)
 {
-    pthread_once(&describe_once, describe_init);
-    return describe_buf;
+    ensure_loaded();
+    return ob.describe;
 }
 
 /* ---- symmetric eigen-decomposition (LAPACK dsyevr) -------------------------
@@ -298,13 +555,6 @@ const char *agon_blas_describe(void)
 #include <math.h>
 
 #include "agon/stats.h"
-
-void dsyevr_(const char *jobz, const char *range, const char *uplo, const blasint *n, double *a,
-             const blasint *lda, const double *vl, const double *vu, const blasint *il,
-             const blasint *iu, const double *abstol, blasint *m, double *w, double *z,
-             const blasint *ldz, blasint *isuppz, double *work, const blasint *lwork,
-             blasint *iwork, const blasint *liwork, blasint *info, size_t jobz_len,
-             size_t range_len, size_t uplo_len);
 
 int agon_sym_eigen(int64_t n, const double *a, double *w, double *vectors, agon_error *err)
 {
@@ -326,6 +576,7 @@ int agon_sym_eigen(int64_t n, const double *a, double *w, double *vectors, agon_
         }
     }
 
+    ensure_loaded();
     size_t nn = (size_t)n * (size_t)n;
     double *acopy = malloc(nn * sizeof *acopy);
     double *z = vectors ? malloc(nn * sizeof *z) : NULL;
@@ -352,7 +603,7 @@ int agon_sym_eigen(int64_t n, const double *a, double *w, double *vectors, agon_
     double work_size = 0.0;
     blasint iwork_size = 0;
     double zdummy = 0.0;
-    dsyevr_(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
+    ob.dsyevr(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
             w, z ? z : &zdummy, &ldz, isuppz, &work_size, &query, &iwork_size, &query, &info, 1,
             1, 1);
     if (info != 0) {
@@ -373,7 +624,7 @@ int agon_sym_eigen(int64_t n, const double *a, double *w, double *vectors, agon_
                             (long long)n);
         goto done;
     }
-    dsyevr_(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
+    ob.dsyevr(&jobz, &range, &uplo, &bn, acopy, &bn, &vzero, &vzero, &zero, &zero, &abstol, &found,
             w, z ? z : &zdummy, &ldz, isuppz, work, &lwork, iwork, &liwork, &info, 1, 1, 1);
     if (info != 0 || found != bn) {
         rc = agon_error_set(err, AGON_ENUMERIC,

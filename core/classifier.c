@@ -662,6 +662,8 @@ static const agon_param_spec train_schema[] = {
     {"batch_size", AGON_PARAM_INT, "64", 2, 65536, NULL, "samples per training batch"},
     {"threads", AGON_PARAM_INT, "1", 1, 256, NULL,
      "threads of the matrix products (at most 4 are used)"},
+    {"kernels", AGON_PARAM_CHOICE, "portable", AGON_NO_RANGE, "portable|native",
+     "OpenBLAS kernels of the matrix products, as train.kernels of an experiment"},
     AGON_PARAM_END,
 };
 
@@ -678,6 +680,7 @@ typedef struct cls_job {
     agon__choice data, test_data, optim;
     cls_arch arch;              /* model part; input and classes from the data */
     int64_t epochs, batch, threads;
+    agon_kernels kernels;
     const char *output;
 } cls_job;
 
@@ -846,6 +849,7 @@ static int job_load(cls_job *job, agon_registry *reg, const char *path,
     agon__check_root_keys(root, root_keys, diag);
     agon__apply_root_schema(job->cfg, root, root_schema, "the classifier", diag);
     const agon_node *model = agon__host_section(job->cfg, "model", model_schema, diag);
+    agon__apply_kernels_default(job->cfg, "train", diag);
     const agon_node *train = agon__host_section(job->cfg, "train", train_schema, diag);
     resolve_sections(job, diag);
     if (diag->count || !model || !train)
@@ -863,6 +867,9 @@ static int job_load(cls_job *job, agon_registry *reg, const char *path,
     job->epochs = int_of(train, "epochs");
     job->batch = int_of(train, "batch_size");
     job->threads = int_of(train, "threads");
+    agon__read_kernels(train, "train", path, &job->kernels, diag);
+    if (diag->count)
+        goto fail;
 
     agon_error err = {0};
     job->yaml = agon_config_to_yaml(job->cfg, &err);
@@ -1190,6 +1197,13 @@ static int write_contents(agon_log *log, trainer *tr, const epoch_row *rows, int
         rc = agon_log_attr_string(log, "/", "description", desc, err);
     if (rc == 0)
         rc = agon_log_attr_string(log, "/", "dataset", job->data.component->name, err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, "/", "blas", agon_blas_describe(), err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, "/", "kernels", agon_kernels_name(agon_blas_kernels()),
+                                  err);
+    if (rc == 0)
+        rc = agon_log_attr_string(log, "/", "cpu", agon_cpu_model(), err);
     if (rc == 0 && tr->dinfo.split)
         rc = agon_log_attr_string(log, "/", "train_split", tr->dinfo.split, err);
     if (rc == 0 && tr->tinfo.split)
@@ -1286,6 +1300,11 @@ int agon_classifier_train_file(agon_registry *reg, const char *path, const char 
         return rc;
     }
 
+    rc = agon_blas_init(job.kernels, err);
+    if (rc != 0) {
+        job_free(&job);
+        return rc;
+    }
     const int saved_threads = agon_blas_get_threads();
     agon_blas_set_threads((int)job.threads);
     trainer *tr = calloc(1, sizeof *tr);

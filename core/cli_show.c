@@ -388,6 +388,54 @@ static void show_identity(hid_t file)
     free(start);
 }
 
+/* "kernels portable (OpenBLAS 0.3.21 ..., core Haswell) on AMD EPYC", then
+ * one line per resume: where it went on, with what, and what --force let
+ * change.  Logs from before kernels were recorded print only blas. */
+static void show_machine(hid_t file)
+{
+    char *kernels = agon__h5_attr_string(file, "kernels");
+    char *blas = agon__h5_attr_string(file, "blas");
+    char *cpu = agon__h5_attr_string(file, "cpu");
+    if (blas)
+        printf("kernels %s (%s)%s%s\n", kernels ? kernels : "unrecorded", blas,
+               cpu ? " on " : "", cpu ? cpu : "");
+    free(kernels);
+    free(blas);
+    free(cpu);
+    for (int k = 1;; k++) {
+        char path[64];
+        snprintf(path, sizeof path, "/provenance/resumes/%d", k);
+        if (H5Lexists(file, "provenance", H5P_DEFAULT) <= 0 ||
+            H5Lexists(file, "/provenance/resumes", H5P_DEFAULT) <= 0 ||
+            H5Lexists(file, path, H5P_DEFAULT) <= 0)
+            break;
+        hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
+        if (g < 0)
+            break;
+        int64_t from = 0, forced = 0;
+        attr_int(g, "from_step", &from);
+        attr_int(g, "forced", &forced);
+        char *when = agon__h5_attr_string(g, "time");
+        char *host = agon__h5_attr_string(g, "host");
+        char *rk = agon__h5_attr_string(g, "kernels");
+        char *rblas = agon__h5_attr_string(g, "blas");
+        char *changes = agon__h5_attr_string(g, "changes");
+        printf("resumed from step %lld at %s on %s, kernels %s (%s)", (long long)from,
+               when ? when : "?", host ? host : "?", rk ? rk : "?", rblas ? rblas : "?");
+        if (changes && changes[0])
+            printf("; with --force: %s", changes);
+        else if (forced)
+            printf("; with --force, nothing changed");
+        printf("\n");
+        free(when);
+        free(host);
+        free(rk);
+        free(rblas);
+        free(changes);
+        H5Gclose(g);
+    }
+}
+
 static hid_t open_log(const char *path, int *code)
 {
     if ((*code = agon__h5_check_regular(path, "")) != 0)
@@ -455,6 +503,7 @@ static int show_one(const char *path, bool with_config)
     /* The status line needs the last step, which is printed after it. */
     show_status(path, file, last_scalar_step(file));
     show_identity(file);
+    show_machine(file);
     show_scalars(file);
     show_metrics(file);
     if (with_config)

@@ -41,6 +41,10 @@ static const agon_param_spec train_schema[] = {
     {"threads", AGON_PARAM_INT, "1", 1, 256, NULL,
      "threads of the matrix products (at most 4 are used); results are the same "
      "bits at any value"},
+    {"kernels", AGON_PARAM_CHOICE, "portable", AGON_NO_RANGE, "portable|native",
+     "OpenBLAS kernels of the matrix products: portable (the same bits on every x86-64 "
+     "CPU with AVX2 and FMA) or native (this CPU's fastest, its own bits); "
+     "AGON_KERNELS sets the default"},
     {"conditional", AGON_PARAM_CHOICE, "none", AGON_NO_RANGE, "none|concat",
      "condition G and D on the data's class labels: none, or concat (one-hot "
      "labels appended to z and to D's input as features or channels)"},
@@ -336,6 +340,55 @@ static void resolve_metrics(agon_experiment *exp, agon_diag *diag)
     }
 }
 
+void agon__apply_kernels_default(agon_config *cfg, const char *section, agon_diag *diag)
+{
+    const char *env = getenv("AGON_KERNELS");
+    if (!env || !env[0])
+        return;
+    agon_kernels k;
+    if (agon_kernels_parse(env, &k) != 0) {
+        agon_diag_add(diag, AGON_ECONFIG,
+                      "AGON_KERNELS: '%s' is neither portable nor native; set it to one of "
+                      "them or unset it",
+                      env);
+        return;
+    }
+    const agon_node *sec = agon_node_get(agon_config_root(cfg), section);
+    if (sec && agon_node_get(sec, "kernels"))
+        return;
+    char assignment[64];
+    snprintf(assignment, sizeof assignment, "%s.kernels=%s", section, agon_kernels_name(k));
+    agon_error err = {0};
+    if (agon_config_set(cfg, assignment, 0, &err) != 0)
+        agon_diag_add_error(diag, &err);
+}
+
+void agon__read_kernels(const agon_node *section, const char *section_name, const char *file,
+                        agon_kernels *kernels, agon_diag *diag)
+{
+    const char *s = "portable";
+    agon_cfg_require_string(section, "kernels", &s, NULL);
+    if (agon_kernels_parse(s, kernels) != 0)
+        *kernels = AGON_KERNELS_PORTABLE;
+    agon_error err = {0};
+    if (agon_kernels_check(*kernels, &err) != 0) {
+        const agon_node *node = agon_node_get(section, "kernels");
+        /* The message names train.kernels; a classifier file calls the
+         * section otherwise. */
+        const char *text = err.message;
+        if (strncmp(text, "train.kernels: ", 15) == 0)
+            text += 15;
+        /* A default has no place in the file: name the file instead. */
+        if (node && agon_node_line(node) > 0)
+            agon_node_diag(diag, err.code, node, "%s", text);
+        else if (file)
+            agon_diag_add(diag, err.code, "%s: %s.kernels (default portable): %s", file,
+                          section_name, text);
+        else
+            agon_diag_add(diag, err.code, "%s.kernels: %s", section_name, text);
+    }
+}
+
 static int64_t int_of(const agon_node *map, const char *key)
 {
     int64_t v = 0;
@@ -343,8 +396,8 @@ static int64_t int_of(const agon_node *map, const char *key)
     return v;
 }
 
-static void read_settings(agon_experiment *exp, const agon_node *train, const agon_node *log,
-                          agon_diag *diag)
+static void read_settings(agon_experiment *exp, const char *path, const agon_node *train,
+                          const agon_node *log, agon_diag *diag)
 {
     const agon_node *root = agon_config_root(exp->cfg);
     exp->seed = (uint64_t)int_of(root, "seed");
@@ -357,6 +410,7 @@ static void read_settings(agon_experiment *exp, const agon_node *train, const ag
     t->freeze_d_from = int_of(train, "freeze_d_from");
     t->freeze_g_from = int_of(train, "freeze_g_from");
     t->threads = int_of(train, "threads");
+    agon__read_kernels(train, "train", path, &t->kernels, diag);
     const char *s = "";
     agon_cfg_require_string(train, "latent", &s, NULL);
     t->latent = strcmp(s, "uniform") == 0 ? AGON__LATENT_UNIFORM : AGON__LATENT_NORMAL;
@@ -463,13 +517,14 @@ static agon_experiment *experiment_resolve(agon_experiment *exp, const char *pat
     const agon_node *root = agon_config_root(exp->cfg);
     agon__check_root_keys(root, root_keys, diag);
     agon__apply_root_schema(exp->cfg, root, root_schema, "the experiment", diag);
+    agon__apply_kernels_default(exp->cfg, "train", diag);
     const agon_node *train = agon__host_section(exp->cfg, "train", train_schema, diag);
     const agon_node *log = agon__host_section(exp->cfg, "log", log_schema, diag);
     resolve_sections(exp, diag);
     resolve_metrics(exp, diag);
     if (diag->count || !train || !log)
         goto fail;
-    read_settings(exp, train, log, diag);
+    read_settings(exp, path, train, log, diag);
     if (diag->count)
         goto fail;
 

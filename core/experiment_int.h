@@ -27,6 +27,7 @@ typedef struct agon__train_settings {
     int64_t steps, batch_size, latent_dim, d_steps, g_steps;
     int64_t freeze_d_from, freeze_g_from;   /* -1: never */
     int64_t threads;
+    agon_kernels kernels;           /* OpenBLAS kernel family (train.kernels) */
     agon__latent latent;
     agon__update update;
     bool conditional;               /* one-hot labels concatenated to G's and D's inputs */
@@ -53,6 +54,19 @@ struct agon_experiment {
     agon__train_settings train;
     agon__log_settings log;
 };
+
+/* When the environment sets AGON_KERNELS and the config's section
+ * `section` (train) does not set `kernels`, writes the environment's value
+ * into the config, before defaults are filled in: the resolved config, the
+ * run id and the log then say which kernels ran.  A value that is neither
+ * portable nor native is reported. */
+void agon__apply_kernels_default(agon_config *cfg, const char *section, agon_diag *diag);
+
+/* Reads `kernels` of a resolved host section into *kernels and checks that
+ * this CPU can run them: a diagnostic at the key's place, or naming `file`
+ * when the default applies. */
+void agon__read_kernels(const agon_node *section, const char *section_name, const char *file,
+                        agon_kernels *kernels, agon_diag *diag);
 
 /* Compares two resolved configs key by key: returns how many keys differ
  * and lists the first of them in out ("train.steps (log: 1000, now:

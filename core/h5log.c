@@ -779,6 +779,22 @@ int agon_log_attr_string(agon_log *log, const char *obj_path, const char *name,
     return rc ? rc : write_attr_string(log, obj_path, name, value, err);
 }
 
+char *agon_log_attr_read_string(agon_log *log, const char *obj_path, const char *name)
+{
+    h5_quiet();
+    if (!valid_path(obj_path) || H5Aexists_by_name(log->file, obj_path, name, H5P_DEFAULT) <= 0)
+        return NULL;
+    hid_t a = H5Aopen_by_name(log->file, obj_path, name, H5P_DEFAULT, H5P_DEFAULT);
+    char *v = NULL, *out = NULL;
+    if (a >= 0 && H5Aread(a, log->str_type, &v) >= 0 && v) {
+        out = dup_string(v);
+        H5free_memory(v);
+    }
+    if (a >= 0)
+        H5Aclose(a);
+    return out;
+}
+
 int agon_log_attr_int(agon_log *log, const char *obj_path, const char *name, int64_t value,
                       agon_error *err)
 {
@@ -1526,6 +1542,81 @@ static int64_t read_root_int(hid_t file, const char *name)
     return v;
 }
 
+/* The plugins of /provenance/plugins, then what the newest record of
+ * /provenance/resumes says trained the latest steps. */
+typedef struct plugin_walk {
+    hid_t str_type;
+    agon_log_summary *out;
+} plugin_walk;
+
+static herr_t visit_plugin(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    plugin_walk *w = data;
+    agon_log_summary *out = w->out;
+    size_t i = 0;
+    while (i < out->n_plugins && strcmp(out->plugins[i].name, name) != 0)
+        i++;
+    if (i == out->n_plugins) {
+        if (i == AGON_LOG_SUMMARY_PLUGINS || strlen(name) >= sizeof out->plugins[i].name)
+            return 0;
+        snprintf(out->plugins[i].name, sizeof out->plugins[i].name, "%s", name);
+        out->plugins[i].sha256[0] = '\0';
+        out->n_plugins++;
+    }
+    hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+    if (g >= 0) {
+        read_root_string(g, "sha256", w->str_type, out->plugins[i].sha256,
+                         sizeof out->plugins[i].sha256);
+        H5Gclose(g);
+    }
+    return 0;
+}
+
+static void walk_plugins(hid_t file, const char *path, plugin_walk *w)
+{
+    if (H5Lexists(file, "provenance", H5P_DEFAULT) <= 0)
+        return;
+    htri_t there = H5Lexists(file, path, H5P_DEFAULT);
+    if (there <= 0)
+        return;
+    hid_t g = H5Gopen2(file, path, H5P_DEFAULT);
+    if (g < 0)
+        return;
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, visit_plugin, w);
+    H5Gclose(g);
+}
+
+static void summarize_plugins(hid_t file, hid_t str_type, agon_log_summary *out)
+{
+    plugin_walk w = {.str_type = str_type, .out = out};
+    walk_plugins(file, "/provenance/plugins", &w);
+    if (H5Lexists(file, "provenance", H5P_DEFAULT) <= 0 ||
+        H5Lexists(file, "/provenance/resumes", H5P_DEFAULT) <= 0)
+        return;
+    hid_t g = H5Gopen2(file, "/provenance/resumes", H5P_DEFAULT);
+    H5G_info_t gi;
+    if (g >= 0 && H5Gget_info(g, &gi) >= 0)
+        out->n_resumes = (int64_t)gi.nlinks;
+    if (g >= 0)
+        H5Gclose(g);
+    if (out->n_resumes > 0) {
+        /* Records are named 1, 2, ...: the newest is the count. */
+        char path[96];
+        snprintf(path, sizeof path, "/provenance/resumes/%lld", (long long)out->n_resumes);
+        if (H5Lexists(file, path, H5P_DEFAULT) > 0) {
+            hid_t r = H5Gopen2(file, path, H5P_DEFAULT);
+            if (r >= 0) {
+                read_root_string(r, "blas", str_type, out->blas, sizeof out->blas);
+                read_root_string(r, "kernels", str_type, out->kernels, sizeof out->kernels);
+                H5Gclose(r);
+            }
+            snprintf(path, sizeof path, "/provenance/resumes/%lld/plugins",
+                     (long long)out->n_resumes);
+            walk_plugins(file, path, &w);
+        }
+    }
+}
+
 int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
 {
     h5_quiet();
@@ -1564,6 +1655,9 @@ int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
                             path);
     } else {
         read_root_string(file, "status", str_type, out->status, sizeof out->status);
+        read_root_string(file, "blas", str_type, out->blas, sizeof out->blas);
+        read_root_string(file, "kernels", str_type, out->kernels, sizeof out->kernels);
+        summarize_plugins(file, str_type, out);
         read_root_string(file, "host", str_type, out->host, sizeof out->host);
         out->pid = read_root_int(file, "pid");
         out->steps_done = read_root_int(file, "steps_done");

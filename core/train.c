@@ -16,6 +16,7 @@
  * on (its loss and gradient norm are still computed and logged).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -1030,6 +1031,29 @@ static int metrics_prepare(game *g, agon_error *err)
 #define CKPT_MAGIC 0x31706b636e6f6761ull   /* "agonckp1" */
 enum { CKPT_HEADER = 6, RNG_WORDS = 10, CKPT_SLOTS = 2 };
 
+/* What a resume found changed (with --force) and how many resumes the log
+ * already records: written as the log's next /provenance/resumes record. */
+typedef struct resume_note {
+    int64_t n_resumes;
+    char changes[2048];             /* "; "-separated, "" when nothing changed */
+} resume_note;
+
+static void note_change(resume_note *note, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note_change(resume_note *note, const char *fmt, ...)
+{
+    size_t used = strlen(note->changes);
+    if (used + 3 >= sizeof note->changes)
+        return;
+    if (used)
+        used += (size_t)snprintf(note->changes + used, sizeof note->changes - used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note->changes + used, sizeof note->changes - used, fmt, ap);
+    va_end(ap);
+}
+
 typedef struct run_log {
     agon_log *log;
     agon_log_table *scalars;
@@ -1041,6 +1065,10 @@ typedef struct run_log {
     size_t n_tables;
     agon_log_series **series;
     size_t n_series;
+    /* How many tables the log has in all (count_outputs): a checkpoint
+     * holds every table's cursor first, then every series', whatever
+     * order they are declared in. */
+    size_t tables_total;
     agon_rng **rngs;
     size_t n_rngs;
     agon_log_block *ckpt_words[CKPT_SLOTS], *ckpt_floats[CKPT_SLOTS];
@@ -1302,6 +1330,88 @@ int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error
     return rc;
 }
 
+/* Every plugin the experiment uses, once each (several components may come
+ * from one file); returns how many. */
+static size_t experiment_plugins(const game *g, const agon_plugin_record **out, size_t cap)
+{
+    const agon_experiment *exp = g->exp;
+    const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
+                                     &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
+    size_t n = 0;
+    size_t total = sizeof choices / sizeof choices[0] + exp->n_metrics;
+    for (size_t i = 0; i < total; i++) {
+        const agon_plugin_record *rec = i < sizeof choices / sizeof choices[0]
+                                            ? choices[i]->owner
+                                            : exp->metrics[i - sizeof choices / sizeof choices[0]]
+                                                  .choice.owner;
+        bool seen = false;
+        for (size_t k = 0; k < n; k++)
+            seen = seen || out[k] == rec;
+        if (!seen && n < cap)
+            out[n++] = rec;
+    }
+    return n;
+}
+
+/* /provenance/resumes/<n>: where, with what and from which step a resumed
+ * run went on, and what --force let change; the first steps keep the root
+ * attributes and /provenance/plugins they were trained with. */
+static int write_resume_record(agon_log *log, const game *g, const resume_note *note,
+                               int64_t from_step, const char *when, const char *host,
+                               bool forced, agon_error *err)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/provenance/resumes/%lld", (long long)note->n_resumes + 1);
+    int rc = agon_log_attr_int(log, path, "from_step", from_step, err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "time", when, err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "host", host, err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "cpu", agon_cpu_model(), err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "blas", agon_blas_describe(), err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "kernels",
+                                           agon_kernels_name(agon_blas_kernels()), err);
+    if (rc == 0) rc = agon_log_attr_int(log, path, "forced", forced ? 1 : 0, err);
+    if (rc == 0) rc = agon_log_attr_string(log, path, "changes", note->changes, err);
+    const agon_plugin_record *recs[64];
+    size_t n = experiment_plugins(g, recs, sizeof recs / sizeof recs[0]);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char ppath[256];
+        snprintf(ppath, sizeof ppath, "%s/plugins/%s", path, recs[i]->desc->name);
+        rc = agon_log_attr_string(log, ppath, "sha256", recs[i]->sha256, err);
+        if (rc == 0)
+            rc = agon_log_attr_string(log, ppath, "file", recs[i]->path, err);
+        if (rc == 0)
+            rc = agon_log_attr_string(log, ppath, "version", recs[i]->desc->version, err);
+    }
+    return rc;
+}
+
+/* A metric's declared attribute naming a file's hash (a classifier's
+ * feature_sha256) must be the one the run was trained with; --force
+ * lets it change, and the change is noted. */
+static int check_metric_hash(agon_log *log, const char *mpath, const char *metric,
+                             const char *key, const char *now, const char *log_path,
+                             bool force, resume_note *note, agon_error *err)
+{
+    size_t n = strlen(key);
+    if (n < 6 || strcmp(key + n - 6, "sha256") != 0)
+        return 0;
+    char *was = agon_log_attr_read_string(log, mpath, key);
+    int rc = 0;
+    if (was && was[0] && strcmp(was, now) != 0) {
+        if (!force)
+            rc = agon_error_set(err, AGON_ECONFIG,
+                                "%s: metric %s's %s is %.16s... now but %.16s... in the log: the "
+                                "file it reads has changed since the run was trained; resume "
+                                "with that file, or add --force to go on with the new one (the "
+                                "log keeps both hashes)",
+                                log_path, metric, key, now, was);
+        else
+            note_change(note, "metric %s %s %s (was %s)", metric, key, now, was);
+    }
+    free(was);
+    return rc;
+}
+
 /* Declares a table of the log, or for a resumed run attaches to it and
  * cuts it back to the checkpoint's cursor; remembers it for the cursors. */
 static agon_log_table *add_table(run_log *rl, const int64_t *cursors, const char *path,
@@ -1315,14 +1425,15 @@ static agon_log_table *add_table(run_log *rl, const int64_t *cursors, const char
     return t;
 }
 
-/* The same for a tensor series; its cursor follows every table's. */
+/* The same for a tensor series; its cursor follows every table's, also
+ * those declared after it. */
 static agon_log_series *add_series(run_log *rl, const int64_t *cursors, const char *path,
                                    const char *const *columns, const agon_shape *shapes,
                                    size_t n, agon_error *err)
 {
     agon_log_series *s =
         cursors ? agon_log_series_attach(rl->log, path, columns, shapes, n,
-                                         cursors[rl->n_tables + rl->n_series], err)
+                                         cursors[rl->tables_total + rl->n_series], err)
                 : agon_log_series_create(rl->log, path, columns, shapes, n, err);
     if (s)
         rl->series[rl->n_series++] = s;
@@ -1383,8 +1494,8 @@ static int count_outputs(game *g, run_log *rl, agon_error *err)
 /* Creates the log, or for a resumed run reopens it and restores the game
  * from its latest checkpoint (*start_step receives that step), then
  * enters the LIVE phase. */
-static int open_log(game *g, const char *path, const agon_run_options *opts, run_log *rl,
-                    int64_t *start_step, agon_error *err)
+static int open_log(game *g, const char *path, const agon_run_options *opts,
+                    resume_note *note, run_log *rl, int64_t *start_step, agon_error *err)
 {
     const agon_experiment *exp = g->exp;
     memset(rl, 0, sizeof *rl);
@@ -1410,6 +1521,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     if (rc != 0)
         return rc;
     /* Counted again as they are declared. */
+    rl->tables_total = rl->n_tables;
     rl->n_tables = rl->n_series = 0;
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
@@ -1432,7 +1544,13 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         if (rc == 0)
             rc = agon_log_attr_string(log, "/", "status_message", "", err);
     }
-    if (rc == 0) rc = agon_log_attr_string(log, "/", "blas", agon_blas_describe(), err);
+    /* What trained the first steps stays; a resume adds its own record. */
+    if (!opts->resume) {
+        if (rc == 0) rc = agon_log_attr_string(log, "/", "blas", agon_blas_describe(), err);
+        if (rc == 0) rc = agon_log_attr_string(log, "/", "kernels",
+                                               agon_kernels_name(agon_blas_kernels()), err);
+        if (rc == 0) rc = agon_log_attr_string(log, "/", "cpu", agon_cpu_model(), err);
+    }
     if (rc == 0) rc = agon_log_attr_int(log, "/", "threads", g->ts->threads, err);
     if (rc == 0) rc = agon_log_attr_string(log, "/", "description", desc, err);
     if (rc == 0 && opts->command_line && !opts->resume)
@@ -1445,9 +1563,9 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
     if (rc == 0) rc = agon_log_write_string(log, "/config", exp->yaml, err);
     const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
                                      &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
-    for (size_t i = 0; rc == 0 && i < sizeof choices / sizeof choices[0]; i++)
+    for (size_t i = 0; rc == 0 && !opts->resume && i < sizeof choices / sizeof choices[0]; i++)
         rc = agon__write_provenance(log, choices[i], err);
-    for (size_t i = 0; rc == 0 && i < g->n_metrics; i++)
+    for (size_t i = 0; rc == 0 && !opts->resume && i < g->n_metrics; i++)
         rc = agon__write_provenance(log, &g->metrics[i].choice->choice, err);
     if (rc != 0)
         return rc;
@@ -1491,6 +1609,11 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
         }
         for (size_t k = 0; rc == 0 && k < m->n_attrs; k++) {
             const metric_attr *a = &m->attrs[k];
+            if (opts->resume && !a->is_double)
+                rc = check_metric_hash(log, path, m->choice->name, a->key, a->text,
+                                       agon_log_path(log), opts->force, note, err);
+            if (rc != 0)
+                break;
             rc = a->is_double ? agon_log_attr_double(log, path, a->key, a->number, err)
                               : agon_log_attr_string(log, path, a->key, a->text, err);
         }
@@ -1518,6 +1641,9 @@ static int open_log(game *g, const char *path, const agon_run_options *opts, run
             (rc = declare_params(g, rl, cursors, AGON_ROLE_DISCRIMINATOR, g->D, err)) != 0)
             return rc;
     }
+    if (opts->resume && (rc = write_resume_record(log, g, note, *start_step, started, host,
+                                                  opts->force, err)) != 0)
+        return rc;
     /* A checkpoint before the log goes live: a run killed at any moment
      * after setup can be resumed. */
     if (!opts->resume && (rc = ckpt_write(g, rl, 0, 1, err)) != 0)
@@ -1698,10 +1824,14 @@ static void progress_print(progress *p, int64_t step, int64_t total, const step_
     p->last_step_printed = step;
 }
 
+static int resume_check_provenance(const agon_experiment *exp, const char *path,
+                                   const agon_log_summary *sum, bool force, resume_note *note,
+                                   agon_error *err);
+
 /* Whether the log at `path` may be continued with `exp` (see
  * agon_run_options.resume); checked before anything is built. */
 static int resume_check(const agon_experiment *exp, const char *path,
-                        const agon_run_options *opts, agon_error *err)
+                        const agon_run_options *opts, resume_note *note, agon_error *err)
 {
     agon_log_summary sum;
     int rc = agon_log_summarize(path, &sum, err);
@@ -1709,6 +1839,12 @@ static int resume_check(const agon_experiment *exp, const char *path,
         return rc;
     char here[256] = "";
     gethostname(here, sizeof here - 1);
+    note->n_resumes = sum.n_resumes;
+    if (strcmp(sum.config, exp->yaml) != 0) {
+        char keys[1024];
+        agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
+        note_change(note, "config: %s", keys);
+    }
     if (strcmp(sum.config, exp->yaml) != 0 && !opts->force) {
         char keys[1024];
         int n = agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
@@ -1742,8 +1878,53 @@ static int resume_check(const agon_experiment *exp, const char *path,
                                 "from here; once that run is over, resume with --force",
                                 path, (long long)sum.pid, sum.host);
     }
+    if (rc == 0)
+        rc = resume_check_provenance(exp, path, &sum, opts->force, note, err);
     free(sum.config);
     return rc;
+}
+
+/* The kernels and plugins a resume would continue with against those that
+ * trained the latest steps: another OpenBLAS, kernel family or plugin file
+ * gives other bits, so each is refused unless --force (and then noted). */
+static int resume_check_provenance(const agon_experiment *exp, const char *path,
+                                   const agon_log_summary *sum, bool force, resume_note *note,
+                                   agon_error *err)
+{
+    const char *blas = agon_blas_describe();
+    if (sum->blas[0] && strcmp(sum->blas, blas) != 0) {
+        if (!force)
+            return agon_error_set(err, AGON_ECONFIG,
+                                  "%s: the run was trained with %s kernels, %s, and would go on "
+                                  "with %s kernels, %s: the two parts would not add up to the "
+                                  "bits of one run; resume where the same kernels run, or add "
+                                  "--force",
+                                  path, sum->kernels[0] ? sum->kernels : "unrecorded", sum->blas,
+                                  agon_kernels_name(agon_blas_kernels()), blas);
+        note_change(note, "blas: %s (was %s)", blas, sum->blas);
+    }
+    game probe = {.exp = exp};
+    const agon_plugin_record *recs[64];
+    size_t n = experiment_plugins(&probe, recs, sizeof recs / sizeof recs[0]);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < sum->n_plugins; k++) {
+            if (strcmp(sum->plugins[k].name, recs[i]->desc->name) != 0 ||
+                strcmp(sum->plugins[k].sha256, recs[i]->sha256) == 0 ||
+                !sum->plugins[k].sha256[0])
+                continue;
+            if (!force)
+                return agon_error_set(err, AGON_ECONFIG,
+                                      "%s: plugin %s (%s) is not the file the run was trained "
+                                      "with: its sha256 is %.16s... now and %.16s... in the log; "
+                                      "resume with the plugin it was trained with, or add --force "
+                                      "to go on with this one (the log keeps both hashes)",
+                                      path, recs[i]->desc->name, recs[i]->path, recs[i]->sha256,
+                                      sum->plugins[k].sha256);
+            note_change(note, "plugin %s sha256 %s (was %s)", recs[i]->desc->name,
+                        recs[i]->sha256, sum->plugins[k].sha256);
+        }
+    }
+    return 0;
 }
 
 /* Makes `path` this run's, checking again since the first check.  A new
@@ -1813,8 +1994,14 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     }
     /* Checked before anything is built, so a mistake costs nothing; the
      * path is claimed (claim_output) only once the run can start. */
+    /* Before anything computes a product (the kernels decide the bits),
+     * and before a resume compares them with the log's. */
+    int blas_rc = agon_blas_init(exp->train.kernels, err);
+    if (blas_rc != 0)
+        return blas_rc;
     bool exists;
-    int out_rc = opts->resume ? resume_check(exp, path, opts, err)
+    resume_note note = {0};
+    int out_rc = opts->resume ? resume_check(exp, path, opts, &note, err)
                               : agon__check_output(path, opts->overwrite, "HDF5 run log",
                                                    &exists, err);
     if (out_rc != 0)
@@ -1838,7 +2025,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     if (rc == 0 && !opts->resume)
         rc = claim_output(path, opts->overwrite, &replacing, err);
     if (rc == 0)
-        rc = open_log(&g, path, opts, &rl, &step, err);
+        rc = open_log(&g, path, opts, &note, &rl, &step, err);
     if (rc != 0) {
         if (rl.log) {
             agon_error ignored = {0};

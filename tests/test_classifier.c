@@ -551,6 +551,7 @@ static void test_run_allocates_nothing(void **state)
     agon_error err = {0};
     assert_int_equal(agon_classifier_run(cls, &x, feat, probs, &err), 0);
     before = agon_test_allocs;
+    long blas_before = agon_test_blas_allocs;
     for (int k = 0; k < 5; k++) {
         assert_int_equal(agon_classifier_run(cls, &x, feat, probs, &err), 0);
         agon_tensor part = agon_tensor_rows(&x, 3, 70);
@@ -559,6 +560,8 @@ static void test_run_allocates_nothing(void **state)
     }
     if (counting)
         assert_int_equal(agon_test_allocs - before, 0);
+    if (counting && agon_test_blas_must_not_allocate())
+        assert_int_equal(agon_test_blas_allocs - blas_before, 0);
     agon_classifier_destroy(cls);
 }
 

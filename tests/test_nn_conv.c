@@ -944,7 +944,7 @@ static void test_no_allocation_in_steady_state(void **st)
 
     agon_arena *arena = agon_net_arena(net);
     size_t blocks = agon_arena_block_count(arena), used = agon_arena_used(arena);
-    long before = agon_test_allocs;
+    long before = agon_test_allocs, blas_before = agon_test_blas_allocs;
     for (int it = 0; it < 40; it++) {
         int64_t b = 1 + it % MAXB;
         in = in_tensor(net, x, b);
@@ -958,6 +958,8 @@ static void test_no_allocation_in_steady_state(void **st)
     assert_int_equal(agon_arena_used(arena), used);
     if (AGON_TEST_COUNTS_ALLOCS)
         assert_int_equal(allocs, 0);
+    if (AGON_TEST_COUNTS_ALLOCS && agon_test_blas_must_not_allocate())
+        assert_int_equal(agon_test_blas_allocs - blas_before, 0);
     free(x);
     free(u);
     agon_net_destroy(net);

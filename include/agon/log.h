@@ -58,6 +58,10 @@ AGON_API agon_log *agon_log_create(const char *path, agon_error *err);
 AGON_API int agon_log_attr_string(agon_log *log, const char *obj_path,
                                   const char *name, const char *value,
                                   agon_error *err);
+/* The string attribute `name` of the object at `obj_path` of an open log,
+ * malloc'ed (free() it), or NULL when there is none. */
+AGON_API char *agon_log_attr_read_string(agon_log *log, const char *obj_path,
+                                         const char *name);
 AGON_API int agon_log_attr_int(agon_log *log, const char *obj_path,
                                const char *name, int64_t value, agon_error *err);
 AGON_API int agon_log_attr_double(agon_log *log, const char *obj_path,
@@ -137,12 +141,26 @@ AGON_API int agon_log_block_read(agon_log_block *block, void *data, agon_error *
 /* What a run log says about itself, read without changing the file (a log
  * whose writer was killed is read through SWMR).  config is malloc'ed (the
  * resolved YAML of /config; free() it), NULL when absent. */
+#define AGON_LOG_SUMMARY_PLUGINS 64
+
 typedef struct agon_log_summary {
     char status[32];            /* "running", "completed", ... */
     char host[256];
     int64_t pid;                /* 0 when not recorded */
     int64_t steps_done;
     char *config;
+    /* What trained the latest steps: the root attributes blas and kernels
+     * and /provenance/plugins, or, for a resumed run, the newest record of
+     * /provenance/resumes.  Empty strings in logs from before they were
+     * recorded. */
+    char blas[512];
+    char kernels[16];
+    int64_t n_resumes;          /* records in /provenance/resumes */
+    size_t n_plugins;
+    struct {
+        char name[64];
+        char sha256[65];
+    } plugins[AGON_LOG_SUMMARY_PLUGINS];
 } agon_log_summary;
 
 AGON_API int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err);

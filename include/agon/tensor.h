@@ -86,10 +86,57 @@ AGON_API void agon_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n,
                         const float *b, int64_t ldb, float beta, float *c,
                         int64_t ldc);
 
+/* ---- kernels ---------------------------------------------------------------
+ * Which OpenBLAS kernel family computes the products (train.kernels).  The
+ * family decides the rounding, so it decides the bits of a run:
+ *   AGON_KERNELS_PORTABLE  OpenBLAS's Haswell kernels (AVX2 + FMA), whatever
+ *                          the CPU or OPENBLAS_CORETYPE: the same bits on
+ *                          every x86-64 machine with AVX2 and FMA.
+ *   AGON_KERNELS_NATIVE    OpenBLAS's own choice for this CPU (an
+ *                          OPENBLAS_CORETYPE in the environment applies):
+ *                          the machine's fastest kernels, its own bits.
+ * The family is chosen once per process, when OpenBLAS is loaded.  Append
+ * only. */
+typedef enum agon_kernels {
+    AGON_KERNELS_PORTABLE,
+    AGON_KERNELS_NATIVE,
+    AGON_KERNELS_COUNT
+} agon_kernels;
+
+/* "portable", "native" ("unknown" for other values).  Static. */
+AGON_API const char *agon_kernels_name(agon_kernels kernels);
+/* The value named `name`: 0, or -1 when it names none. */
+AGON_API int agon_kernels_parse(const char *name, agon_kernels *kernels);
+/* 0 when this CPU can run `kernels`; AGON_ECONFIG with a one-line message
+ * saying what to set instead when portable kernels meet a CPU without AVX2
+ * and FMA.  Loads nothing. */
+AGON_API int agon_kernels_check(agon_kernels kernels, agon_error *err);
+
+/* Loads OpenBLAS with `kernels` for the rest of the process (setting
+ * OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS only while it loads, so call
+ * it before starting threads that read the environment).  0 on success,
+ * also when it is already loaded with the same kernels.  Fails with one
+ * line when the CPU cannot run them (AGON_ECONFIG), when OpenBLAS was
+ * loaded with other kernels earlier in the process (AGON_EUSAGE), or when
+ * OpenBLAS is missing or ignores the choice (AGON_EPLUGIN).  A product
+ * computed before any call loads the kernels the environment variable
+ * AGON_KERNELS names, else the portable ones (native on a CPU without AVX2
+ * and FMA). */
+AGON_API int agon_blas_init(agon_kernels kernels, agon_error *err);
+/* The kernels in use (loading them as a product would). */
+AGON_API agon_kernels agon_blas_kernels(void);
+/* OpenBLAS's name of the kernel family in use, e.g. "Haswell",
+ * "SkylakeX", "Zen" (openblas_get_corename).  Static. */
+AGON_API const char *agon_blas_core(void);
+
+/* The CPU's name as it reports it (cpuid brand string), e.g. "AMD EPYC";
+ * "unknown" when it reports none.  Static. */
+AGON_API const char *agon_cpu_model(void);
+
 /* Sets the number of threads (>= 1; at most 4 are used) that matrix
  * products use, for the whole process.  agon splits large products into a
  * fixed number of slabs that depend on the shape only, so results are
- * bit-identical at any thread count (on one machine and OpenBLAS kernel). */
+ * bit-identical at any thread count (for one kernel family). */
 AGON_API void agon_blas_set_threads(int threads);
 AGON_API int agon_blas_get_threads(void);
 /* "OpenBLAS 0.3.21 ... (core Haswell)": what the log records. Static. */
