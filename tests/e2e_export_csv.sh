@@ -68,9 +68,13 @@ if grep -q "both/scalars.csv" out.txt && grep -q "both/png/samples_step300.png" 
 else bad "both outputs written: $(cat out.txt)"; fi
 
 # A log whose writer was killed: exported through SWMR, every whole row.
-"$AGON" run c.yaml -o k.h5 --progress none --set train.steps=100000 --set log.flush_seconds=0.05 >/dev/null 2>&1 &
+# Killed once it has flushed twice (the flush trace says when), however
+# fast or slow the machine is.
+rm -f k.trace
+AGON_FLUSH_TRACE=k.trace "$AGON" run c.yaml -o k.h5 --progress none --set train.steps=100000000 \
+  --set log.flush_seconds=0.05 >/dev/null 2>&1 &
 pid=$!
-sleep 1.5
+for _ in $(seq 1200); do [ "$(cat k.trace 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 expect "export --csv of a killed run" 0 "" -- "$AGON" export k.h5 --csv killed

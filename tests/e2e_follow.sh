@@ -6,11 +6,15 @@
 set -u
 AGON=$1
 SRC=$2
+BUILD=$3
 T=$(pwd)/tmp_e2e_follow
 rm -rf "$T" && mkdir -p "$T"
 cd "$T"
 . "$SRC/tests/e2e_helpers.bash"
 
+# The writer waits at step 20000 (the probe_pause metric) until the test
+# has seen rows appear, so the check does not depend on how fast the
+# machine trains: the events are observed, never waited for by the clock.
 cat >fo.yaml <<YAML
 base: $SRC/tests/experiments/tiny_ring.yaml
 seed: 2
@@ -18,22 +22,31 @@ train: {steps: 40000}
 log: {every: 1000, samples_every: 0, flush_seconds: 0.1}
 metrics:
   - {plugin: mode_coverage, every: 10000, n_samples: 400}
+  - {plugin: probe_pause, every: 20000, reached: $T/reached, go: $T/go, timeout: 120}
 YAML
-"$AGON" run fo.yaml -o fo.h5 --progress none >/dev/null 2>run.err &
+"$AGON" run fo.yaml -o fo.h5 --progress none --plugin-path "$BUILD/tests/probes" >/dev/null 2>run.err &
 writer=$!
-# Follow as soon as the log is live.
-for _ in $(seq 1 100); do [ -s fo.h5 ] && break; sleep 0.05; done
+# Follow as soon as the log is live (a bounded wait for an event).
+for _ in $(seq 1 600); do [ -s fo.h5 ] && break; sleep 0.05; done
 timeout 120 "$AGON" show --follow fo.h5 >follow.txt 2>follow.err &
 follower=$!
-sleep 1.5
-seen_live=$(grep -cE '^step [0-9]+: ' follow.txt)
+for _ in $(seq 1 1200); do [ -e reached ] && break; sleep 0.05; done
+# The writer is paused at step 20000 and its earlier rows were flushed
+# (every 0.1 s); the follower polls every 0.5 s.
+seen_live=0
+for _ in $(seq 1 600); do
+  seen_live=$(grep -cE '^step [0-9]+: ' follow.txt)
+  [ "$seen_live" -ge 1 ] && break
+  sleep 0.05
+done
 kill -0 "$writer" 2>/dev/null && writer_was_alive=1 || writer_was_alive=0
+touch go
 wait "$writer"
 wait "$follower"
 rc=$?
-if [ "$writer_was_alive" = 1 ] && [ "$seen_live" -ge 1 ]; then
-  ok "new steps appear while the run is written ($seen_live lines after 1.5 s)"
-else bad "new steps appear while the run is written (writer alive: $writer_was_alive, lines: $seen_live)"; fi
+if [ -e reached ] && [ "$writer_was_alive" = 1 ] && [ "$seen_live" -ge 1 ]; then
+  ok "new steps appear while the run is written ($seen_live lines while the writer waited at step $(cat reached))"
+else bad "new steps appear while the run is written (paused: $([ -e reached ] && echo yes || echo no), writer alive: $writer_was_alive, lines: $seen_live; $(cat run.err))"; fi
 if [ "$rc" = 0 ] && [ ! -s follow.err ]; then ok "following ends by itself when the run ends"
 else bad "following ended with exit $rc: $(cat follow.err)"; fi
 if head -1 follow.txt | grep -qE "^fo.h5: running \(pid $writer\), [0-9]+ steps so far$"; then ok "first line: running with the writer's pid"

@@ -13,6 +13,7 @@
 set -u
 AGON=$1
 SRC=$2
+BUILD=$3
 PY=/usr/bin/python3
 KILLS=${AGON_KILLS:-20}
 T=$(pwd)/tmp_e2e_resume
@@ -177,17 +178,27 @@ sys.exit(0 if a["status"] == "completed" and re.fullmatch(r"from step \d+ at \S+
 EOF
 
 # Ctrl-C (SIGINT) finishes the log as interrupted with a checkpoint at that
-# step; resuming it gives the same log.
-"$AGON" run kr.yaml -o int.h5 --progress none >/dev/null 2>&1 &
+# step; resuming it gives the same log.  The run waits at step 200 (the
+# probe_pause metric) until the signal has been sent, so the signal lands
+# mid-run on any machine, however fast.
+PROBES=(--plugin-path "$BUILD/tests/probes")
+cp kr.yaml kp.yaml
+printf '  - {plugin: probe_pause, every: 200, reached: %s/reached, go: %s/go}\n' "$T" "$T" >>kp.yaml
+touch go
+"$AGON" run kp.yaml -o refp.h5 --progress none "${PROBES[@]}" >/dev/null 2>refp.err || bad "reference run with the pause: $(cat refp.err)"
+rm -f go reached
+"$AGON" run kp.yaml -o int.h5 --progress none "${PROBES[@]}" >/dev/null 2>int.err &
 pid=$!
-sleep 1
+for _ in $(seq 1 1200); do [ -e reached ] && break; sleep 0.05; done
 kill -INT "$pid"
+touch go
 wait "$pid"
 rc=$?
-status=$("$PY" -c "import h5py; print(h5py.File('int.h5','r').attrs['status'])")
-if [ "$rc" = 130 ] && [ "$status" = interrupted ]; then ok "SIGINT: exit 130, log interrupted"; else bad "SIGINT: exit $rc, status $status"; fi
-expect "resume an interrupted run" 0 "" -- "$AGON" run --resume int.h5 --progress none
-if "$PY" "$SRC/tests/h5_compare.py" ref.h5 int.h5 >cmp_int.txt 2>&1; then ok "interrupt and resume: equal to the uninterrupted run"
+status=$("$PY" -c "import h5py; f = h5py.File('int.h5','r'); print(f.attrs['status'], f.attrs['steps_done'])")
+if [ "$rc" = 130 ] && [ "$status" = "interrupted 200" ]; then ok "SIGINT at step 200: exit 130, log interrupted at step 200"
+else bad "SIGINT: exit $rc, status and steps $status: $(cat int.err)"; fi
+expect "resume an interrupted run" 0 "" -- "$AGON" run --resume int.h5 --progress none "${PROBES[@]}"
+if "$PY" "$SRC/tests/h5_compare.py" refp.h5 int.h5 >cmp_int.txt 2>&1; then ok "interrupt and resume: equal to the uninterrupted run"
 else bad "interrupt and resume: $(head -3 cmp_int.txt)"; fi
 
 # A writer that dies while finishing (after leaving SWMR, before its final

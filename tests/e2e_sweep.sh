@@ -163,18 +163,20 @@ rc=$?
 
 # ---- Ctrl-C, then resume -----------------------------------------------------
 LONG=$SRC/tests/sweeps/long.yaml
-"$AGON" sweep "$LONG" -o long -j 2 >long.out 2>long.err &
+rm -f reached go
+"$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}" >long.out 2>long.err &
 sweep_pid=$!
-# Stop once both runs are past 10% (their first progress line), however
-# fast this machine is.
-for i in $(seq 600); do
-  [ "$(cat long/*.err 2>/dev/null | grep -c '^step ')" -ge 2 ] && break
+# Stop once both runs wait at step 2000 (probe_pause), however fast this
+# machine is.
+for i in $(seq 1200); do
+  [ "$(cat reached 2>/dev/null | wc -l)" -ge 2 ] && break
   sleep 0.05
 done
 expect "a second sweep of the same folder" 5 \
   "$T/long: another agon sweep is running here; wait for the other agon sweep of this folder to end" -- \
-  "$AGON" sweep "$LONG" -o long -j 2
+  "$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}"
 kill -INT $sweep_pid
+touch go
 wait $sweep_pid
 rc=$?
 [ $rc = 130 ] && ok "Ctrl-C: exit 130" || bad "Ctrl-C exit $rc: $(cat long.err)"
@@ -191,12 +193,12 @@ for p in ps:
         assert f.attrs["status"] == "interrupted", f.attrs["status"]
         assert 0 < f.attrs["steps_done"] < 4000
 PY
-"$AGON" sweep "$LONG" -o long --dry-run >out.txt
+"$AGON" sweep "$LONG" -o long --dry-run "${PROBES[@]}" >out.txt
 [ "$(grep -c 'interrupted loss.plugin=.*stopped after step [0-9]*, will resume\]$' out.txt)" = 2 ] &&
   ok "dry run: both will resume" || bad "dry run after Ctrl-C: $(cat out.txt)"
-expect "relaunch resumes" 0 "" -- "$AGON" sweep "$LONG" -o long -j 2
+expect "relaunch resumes" 0 "" -- "$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}"
 grep -q "resume" long/*.err && ok "relaunch ran agon run --resume" || bad "no resume in .err"
-expect "an uninterrupted sweep for reference" 0 "" -- "$AGON" sweep "$LONG" -o ref -j 2
+expect "an uninterrupted sweep for reference" 0 "" -- "$AGON" sweep "$LONG" -o ref -j 2 "${PROBES[@]}"
 same=0
 for f in ref/*.h5; do
   "$PY" "$SRC/tests/h5_compare.py" "$f" "long/$(basename "$f")" >cmp.txt && same=$((same + 1))

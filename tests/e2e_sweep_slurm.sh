@@ -85,21 +85,26 @@ grep -q "^agon sweep: 6 runs: 3 completed, 0 diverged, 3 failed, 0 interrupted$"
 
 # ---- scancel, then relaunch -------------------------------------------------
 LONG=$SRC/tests/sweeps/long.yaml
-"$AGON" sweep "$LONG" -o long --backend slurm >sub.out 2>sub.err || bad "submit: $(cat sub.err)"
+LONG_PROBES=(--plugin-path "$BUILD/tests/probes")
+rm -f reached go
+"$AGON" sweep "$LONG" -o long --backend slurm "${LONG_PROBES[@]}" >sub.out 2>sub.err || bad "submit: $(cat sub.err)"
 job=$(sed -n 's/.*Slurm job array \([0-9]*\).*/\1/p' sub.out)
-for i in $(seq 600); do
-  [ "$(cat long/*.err 2>/dev/null | grep -c '^step ')" -ge 2 ] && break
+# Both tasks wait at step 2000 (probe_pause) until `go` exists: they are
+# running when the dry run looks, however fast this machine is.
+for i in $(seq 1200); do
+  [ "$(cat reached 2>/dev/null | wc -l)" -ge 2 ] && break
   sleep 0.05
 done
-"$AGON" sweep "$LONG" -o long --backend slurm --dry-run >out.txt
+"$AGON" sweep "$LONG" -o long --backend slurm --dry-run "${LONG_PROBES[@]}" >out.txt
 [ "$(grep -c '  running     loss.plugin=' out.txt)" = 2 ] && ok "dry run: both tasks running in Slurm" ||
   bad "dry run while running: $(cat out.txt)"
 scancel "$job"
+touch go
 for i in $(seq 300); do [ -z "$(squeue -h -j "$job" 2>/dev/null)" ] && break; sleep 0.1; done
-"$AGON" sweep "$LONG" -o long --backend slurm --dry-run >out.txt
+"$AGON" sweep "$LONG" -o long --backend slurm --dry-run "${LONG_PROBES[@]}" >out.txt
 [ "$(grep -c 'interrupted loss.plugin=.*, will resume\]$' out.txt)" = 2 ] && ok "after scancel: both interrupted, will resume" ||
   bad "dry run after scancel: $(cat out.txt)"
-expect "relaunch resumes the cancelled runs" 0 "" -- "$AGON" sweep "$LONG" -o long --backend slurm --wait
+expect "relaunch resumes the cancelled runs" 0 "" -- "$AGON" sweep "$LONG" -o long --backend slurm --wait "${LONG_PROBES[@]}"
 grep -q "^agon sweep: 2 runs: 2 completed" out.txt && grep -q -- "'run' '--resume'" long/slurm/array-*.sh &&
   ok "resumed through Slurm to completion" || bad "after relaunch: $(cat out.txt)"
 

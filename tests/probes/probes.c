@@ -8,6 +8,11 @@
  *     metric's draws leave training untouched.
  *   dataset 'probe_clusters' and metric 'probe_labels': labelled data and
  *     the labelled metric context, for conditional runs.
+ *   metric 'probe_pause': at its first evaluation, appends the step to
+ *     the file `reached` (one line per run, so several runs can share it)
+ *     and waits (up to `timeout` seconds) until the file `go` exists, so a
+ *     test can act on a run at a known step however fast the machine is
+ *     (signals, readers of a live log).
  *   metric 'probe_tensor': declares tensor outputs and attributes and runs
  *     G on latent vectors it chooses; `fault` makes it break the contract
  *     (no_emit: a declared tensor is not emitted; undeclared: it emits one
@@ -17,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "agon/plugin.h"
 
@@ -415,6 +423,68 @@ static const agon_param_spec probe_tensor_params[] = {
     AGON_PARAM_END,
 };
 
+/* ---- metric 'probe_pause' ------------------------------------------------ */
+typedef struct pause_probe {
+    const char *reached, *go;
+    double timeout;
+    bool done;
+} pause_probe;
+
+static int pause_create(const agon_node *cfg, const agon_dataset_info *data, void **state,
+                        agon_error *err)
+{
+    (void)data;
+    pause_probe *p = calloc(1, sizeof *p);
+    if (!p)
+        return agon_error_set(err, AGON_ENOMEM, "probe_pause: out of memory");
+    int rc = agon_cfg_require_string(cfg, "reached", &p->reached, err);
+    if (rc == 0)
+        rc = agon_cfg_require_string(cfg, "go", &p->go, err);
+    if (rc == 0)
+        rc = agon_cfg_require_float(cfg, "timeout", &p->timeout, err);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
+    *state = p;
+    return 0;
+}
+
+static int pause_evaluate(void *state, agon_metric_ctx *ctx, agon_error *err)
+{
+    pause_probe *p = state;
+    if (!p->done) {
+        p->done = true;
+        FILE *f = fopen(p->reached, "a");
+        if (!f)
+            return agon_error_set(err, AGON_EIO, "probe_pause: cannot create %s", p->reached);
+        fprintf(f, "%lld\n", (long long)agon_metric_step(ctx));
+        fclose(f);
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        for (double waited = 0; access(p->go, F_OK) != 0; waited += 0.01) {
+            if (waited > p->timeout)
+                return agon_error_set(err, AGON_EIO, "probe_pause: %s did not appear in %g s",
+                                      p->go, p->timeout);
+            nanosleep(&tick, NULL);
+        }
+    }
+    return agon_metric_emit(ctx, "evaluated_at", (double)agon_metric_step(ctx), err);
+}
+
+static const char *const pause_outputs[] = {"evaluated_at", NULL};
+
+static const agon_metric_vtable pause_vtable = {
+    sizeof(agon_metric_vtable), pause_outputs, pause_create, free, pause_evaluate, NULL, NULL,
+};
+
+static const agon_param_spec pause_params[] = {
+    {"reached", AGON_PARAM_STRING, NULL, AGON_NO_RANGE, NULL,
+     "file created when the run reaches the metric's first evaluation"},
+    {"go", AGON_PARAM_STRING, NULL, AGON_NO_RANGE, NULL, "file the run waits for"},
+    {"timeout", AGON_PARAM_FLOAT, "60", 0, 3600, NULL, "seconds to wait for `go` at most"},
+    AGON_PARAM_END,
+};
+
 AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_OPTIMIZER("probe_sgd", "SGD that checks its update counter", probe_sgd_params,
                            &probe_sgd_vtable),
@@ -426,4 +496,6 @@ AGON_PLUGIN("probes", "1.0.0", "probe components for agon's own tests",
             AGON_METRIC("probe_labels", "labelled draws through the metric context",
                          label_probe_params, &label_probe_vtable),
             AGON_METRIC("probe_tensor", "tensor outputs and G on chosen latents",
-                        probe_tensor_params, &probe_tensor_vtable))
+                        probe_tensor_params, &probe_tensor_vtable),
+            AGON_METRIC("probe_pause", "waits for a file at its first evaluation",
+                        pause_params, &pause_vtable))
