@@ -125,5 +125,36 @@ want = '''  test_dataset:
 sys.exit(0 if want in text and "(600 test samples, split test)" in text else 1)
 EOPY
 
+# A resume checks the classifier file a metric reads: the hash the log
+# recorded must be the file's (tampered here in the log, which is the same
+# comparison as a file rebuilt since), unless --force, which notes both.
+cat >cls_run.yaml <<EOF
+base: $SRC/experiments/fmnist_dcgan.yaml
+train: {steps: 20, batch_size: 16, latent_dim: 16}
+generator: {plugin: dcgan, base_width: 4}
+discriminator: {plugin: dcgan, base_width: 4}
+dataset: {plugin: fashion_mnist, limit: 500}
+log: {every: 1, samples_every: 0}
+metrics:
+  - {plugin: frechet, every: 10, features: classifier, classifier: $OUT, n_real: 200, n_fake: 200}
+EOF
+if "$AGON" run cls_run.yaml -o cls_run.h5 --progress none >run.out 2>run.err; then ok "a run with classifier features"
+else bad "a run with classifier features: $(cat run.err)"; fi
+/usr/bin/python3 - <<'EOPY'
+import h5py
+with h5py.File("cls_run.h5", "r+") as f:
+    f.attrs["status"] = "interrupted"
+    f["metrics/frechet"].attrs["feature_sha256"] = "cd" * 32
+EOPY
+"$AGON" run --resume cls_run.h5 --progress none >run.out 2>run.err
+rc=$?
+want="cls_run.h5: metric frechet's feature_sha256 is ${sha:0:16}... now but cdcdcdcdcdcdcdcd... in the log: the file it reads has changed since the run was trained; resume with that file, or add --force to go on with the new one (the log keeps both hashes)"
+if [ $rc = 3 ] && [ "$(cat run.err)" = "$want" ]; then ok "resume refuses a classifier file other than the recorded one"
+else bad "resume with another classifier: exit $rc: $(cat run.err)"; fi
+if "$AGON" run --resume cls_run.h5 --progress none --force >run.out 2>run.err &&
+   "$AGON" show cls_run.h5 --no-config | grep -qF "with --force: metric frechet feature_sha256 $sha (was $(printf 'cd%.0s' $(seq 32)))"; then
+  ok "... resumes with --force, and show names both hashes"
+else bad "forced resume with another classifier: $(cat run.err) $("$AGON" show cls_run.h5 --no-config | grep resumed)"; fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
