@@ -147,7 +147,7 @@ else bad "agon show: $("$AGON" show pres.h5 --no-config | grep resumed)"; fi
 
 # A CPU without AVX2 and FMA, as glibc's tunables make this one look to
 # agon (and to libm's own dispatch).
-NOFMA=(env GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA)
+NOFMA=(env -u AGON_KERNELS GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA)
 expect "portable kernels on a CPU without AVX2 and FMA: one line" 3 "$SRC/experiments/ring8.yaml: train.kernels (default portable): portable kernels need a CPU with AVX2 and FMA, and this one lacks AVX2 and FMA; set train.kernels: native (--set train.kernels=native) to use this machine's own kernels, whose results other machines do not reproduce" -- \
   "${NOFMA[@]}" "$AGON" run "$SRC/experiments/ring8.yaml" -o nofma.h5 --set train.steps=5
 if [ ! -e nofma.h5 ]; then ok "... and nothing is written"; else bad "a refused run left nofma.h5"; fi
