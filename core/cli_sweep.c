@@ -1109,8 +1109,10 @@ static char **run_argv(const sweep *sw, const run *r, const char *self,
     if (r->state == ST_INTERRUPTED) {
         argv[n++] = strdup("--resume");
         argv[n++] = strdup(h5);
+        /* Only the writer's host is let pass: other kernels or plugin
+         * files than the log recorded still stop the resume. */
         if (r->resume_force)
-            argv[n++] = strdup("--force");
+            argv[n++] = strdup("--writer-gone");
     } else {
         argv[n++] = strdup(sw->experiment);
         for (size_t k = 0; k < r->n_sets; k++) {

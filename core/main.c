@@ -20,10 +20,12 @@ static const char usage_text[] =
     "                 train the experiment and write its HDF5 log\n"
     "                 (default log: log.output, else runs/<FILE name>.h5;\n"
     "                 an existing log is replaced only with --overwrite)\n"
-    "  run --resume RUN.h5 [FILE.yaml] [--set KEY.PATH=VALUE]... [--force]\n"
+    "  run --resume RUN.h5 [FILE.yaml] [--set KEY.PATH=VALUE]... [--force] [--writer-gone]\n"
     "                 continue an interrupted or killed run from its latest\n"
     "                 checkpoint, with the log's own config (or FILE.yaml, which\n"
-    "                 must resolve to the same config unless --force)\n"
+    "                 must resolve to the same config), the same kernels and the\n"
+    "                 same plugin files, unless --force; --writer-gone: its\n"
+    "                 writer on another host is known to be gone\n"
     "  validate FILE.yaml [--set KEY.PATH=VALUE]...\n"
     "                 check the experiment against the plugins' schemas and print\n"
     "                 the fully resolved configuration, or every error found\n"
@@ -60,7 +62,12 @@ static const char usage_text[] =
     "options for every command:\n"
     "  --plugin-path DIR   search DIR for plugins first (repeatable); then\n"
     "                      $AGON_PLUGIN_PATH, then the built-in plugin folder\n"
-    "  -h, --help          this text;  --version  the version\n";
+    "  -h, --help          this text;  --version  the version\n"
+    "\n"
+    "environment:\n"
+    "  AGON_KERNELS        portable or native: the default of train.kernels, the\n"
+    "                      OpenBLAS kernels (portable: the same bits on every\n"
+    "                      x86-64 CPU with AVX2 and FMA; native: this CPU's own)\n";
 
 /* The table is built from AGON_STATUS_MAP, so it cannot disagree with what
  * the program returns; statuses sharing an exit code share its line. */
@@ -120,6 +127,7 @@ typedef struct cli_args {
     int help;
     const char *resume;
     int force;
+    int writer_gone;
 } cli_args;
 
 /* Parses argv[first..]; returns 0 or an exit code after printing an error. */
@@ -177,6 +185,8 @@ static int parse_args(int argc, char **argv, int first, cli_args *a)
             a->resume = value;
         } else if (strcmp(arg, "--force") == 0) {
             a->force = 1;
+        } else if (strcmp(arg, "--writer-gone") == 0) {
+            a->writer_gone = 1;
         } else if (strcmp(arg, "--no-config") == 0) {
             a->no_config = 1;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -295,6 +305,8 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
                            "run --resume");
     if (!a->resume && a->force)
         return usage_error("%s only applies to run --resume", "--force");
+    if (!a->resume && a->writer_gone)
+        return usage_error("%s only applies to run --resume", "--writer-gone");
     agon_progress progress = AGON_PROGRESS_AUTO;
     if (a->quiet)
         progress = AGON_PROGRESS_NONE;
@@ -338,6 +350,7 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
         .overwrite = a->overwrite != 0,
         .resume = a->resume != NULL,
         .force = a->force != 0,
+        .writer_gone = a->writer_gone != 0,
     };
     agon_run_result result;
     agon_error err = {0};

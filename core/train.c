@@ -1872,7 +1872,7 @@ static int resume_check(const agon_experiment *exp, const char *path,
                                 "%s: still being written by pid %lld; stop that run first "
                                 "(Ctrl-C finishes its log as interrupted) or wait for it",
                                 path, (long long)sum.pid);
-        else if (!same_host && !opts->force)
+        else if (!same_host && !opts->force && !opts->writer_gone)
             rc = agon_error_set(err, AGON_EUSAGE,
                                 "%s: written by pid %lld on host %s, which cannot be checked "
                                 "from here; once that run is over, resume with --force",

@@ -145,6 +145,27 @@ if "$AGON" show pres.h5 --no-config | grep -qF "with --force: plugin adam sha256
   ok "agon show: the forced resume and both hashes of adam"
 else bad "agon show: $("$AGON" show pres.h5 --no-config | grep resumed)"; fi
 
+# A writer on another host: refused, or let pass alone by --writer-gone
+# (what a Slurm sweep gives), which still stops at a changed plugin.
+cp ring8.h5 other.h5
+"$PY" - other.h5 <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs["status"] = "running"
+    f.attrs["host"] = "node17"
+    f.attrs["pid"] = 4242
+EOF
+expect "a log written on another host is refused" 2 "other.h5: written by pid 4242 on host node17, which cannot be checked from here; once that run is over, resume with --force" -- \
+  "$AGON" run --resume other.h5 --progress none
+cp other.h5 other2.h5
+"$PY" -c "import h5py, sys; h5py.File(sys.argv[1], 'r+')['provenance/plugins/adam'].attrs['sha256'] = 'ef' * 32" other2.h5
+expect "--writer-gone does not let a changed plugin pass" 3 "other2.h5: plugin adam ($adam) is not the file the run was trained with: its sha256 is ${adam_sha:0:16}... now and efefefefefefefef... in the log; resume with the plugin it was trained with, or add --force to go on with this one (the log keeps both hashes)" -- \
+  "$AGON" run --resume other2.h5 --progress none --writer-gone
+expect "--writer-gone resumes a log of another host's gone writer" 0 "" -- \
+  "$AGON" run --resume other.h5 --progress none --writer-gone
+expect "--writer-gone needs --resume" 2 "agon: --writer-gone only applies to run --resume (see agon --help)" -- \
+  "$AGON" run "$SRC/experiments/ring8.yaml" --writer-gone
+
 # A CPU without AVX2 and FMA, as glibc's tunables make this one look to
 # agon (and to libm's own dispatch).
 NOFMA=(env -u AGON_KERNELS GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA)

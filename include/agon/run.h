@@ -83,9 +83,15 @@ typedef struct agon_run_options {
      * writer gone).  Its config must equal the experiment's resolved
      * config (AGON_ECONFIG names the keys that differ) unless `force`;
      * `force` also resumes a run that completed (to train it further
-     * after raising train.steps) or whose writer ran on another host. */
+     * after raising train.steps) or whose writer ran on another host,
+     * and goes on with other kernels or plugin files than the log
+     * recorded (each noted in /provenance/resumes). */
     bool resume;
     bool force;
+    /* Resume a log whose writer ran on another host, known to be gone (a
+     * sweep's Slurm task that left the queue), without the rest of what
+     * `force` allows. */
+    bool writer_gone;
 } agon_run_options;
 
 /* The outcome of a run. */
