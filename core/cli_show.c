@@ -388,7 +388,7 @@ static void show_identity(hid_t file)
     free(start);
 }
 
-/* "kernels portable (OpenBLAS 0.3.21 ..., core Haswell) on AMD EPYC", then
+/* "kernels portable, OpenBLAS 0.3.21 ... (core Haswell), on AMD EPYC", then
  * one line per resume: where it went on, with what, and what --force let
  * change.  Logs from before kernels were recorded print only blas. */
 static void show_machine(hid_t file)
@@ -397,8 +397,8 @@ static void show_machine(hid_t file)
     char *blas = agon__h5_attr_string(file, "blas");
     char *cpu = agon__h5_attr_string(file, "cpu");
     if (blas)
-        printf("kernels %s (%s)%s%s\n", kernels ? kernels : "unrecorded", blas,
-               cpu ? " on " : "", cpu ? cpu : "");
+        printf("kernels %s, %s%s%s\n", kernels ? kernels : "unrecorded", blas,
+               cpu ? ", on " : "", cpu ? cpu : "");
     free(kernels);
     free(blas);
     free(cpu);
@@ -420,7 +420,7 @@ static void show_machine(hid_t file)
         char *rk = agon__h5_attr_string(g, "kernels");
         char *rblas = agon__h5_attr_string(g, "blas");
         char *changes = agon__h5_attr_string(g, "changes");
-        printf("resumed from step %lld at %s on %s, kernels %s (%s)", (long long)from,
+        printf("resumed from step %lld at %s on %s, kernels %s, %s", (long long)from,
                when ? when : "?", host ? host : "?", rk ? rk : "?", rblas ? rblas : "?");
         if (changes && changes[0])
             printf("; with --force: %s", changes);

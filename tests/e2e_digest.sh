@@ -62,7 +62,7 @@ fi
 if [ "$("$PY" -c "import h5py; f = h5py.File('ring8.h5', 'r'); print(f.attrs['kernels'], f.attrs['blas'].endswith('(core Haswell)'))")" = "portable True" ]; then
   ok "the log records portable kernels and OpenBLAS's Haswell core"
 else bad "kernels recorded: $(h5dump -a kernels -a blas ring8.h5 | grep '(0)')"; fi
-if "$AGON" show ring8.h5 --no-config | grep -qE '^kernels portable \(OpenBLAS .*\(core Haswell\)\) on .+$'; then
+if "$AGON" show ring8.h5 --no-config | grep -qE '^kernels portable, OpenBLAS .*\(core Haswell\), on .+$'; then
   ok "agon show prints the kernels and the CPU"
 else bad "agon show: $("$AGON" show ring8.h5 --no-config | head -4)"; fi
 
@@ -101,7 +101,7 @@ OPENBLAS_CORETYPE=Sandybridge digest_run ring8 "$AGON" "$SRC" native.h5 --set tr
 if ! "$DIGEST" native.h5 --check "$SRC/tests/digests/ring8.digest" >digest.out 2>&1 &&
    grep -q "the first: /scalars/" digest.out; then ok "native Sandybridge kernels give other bits, and the digest test says where"
 else bad "native kernels: $(cat digest.out)"; fi
-if "$AGON" show native.h5 --no-config | grep -qE '^kernels native \(OpenBLAS .*\(core Sandybridge\)\) on '; then
+if "$AGON" show native.h5 --no-config | grep -qE '^kernels native, OpenBLAS .*\(core Sandybridge\), on '; then
   ok "agon show: native kernels, core Sandybridge"
 else bad "agon show of a native run: $("$AGON" show native.h5 --no-config | sed -n 3p)"; fi
 if AGON_KERNELS=native "$AGON" validate "$SRC/experiments/ring8.yaml" | grep -qx '  kernels: native'; then
