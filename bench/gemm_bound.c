@@ -259,8 +259,10 @@ int main(int argc, char **argv)
         reps++;
         elapsed = now_seconds() - t0;
     } while (elapsed < seconds);
-    printf("BOUND threads=%d steps=%" PRId64 " seconds=%.3f steps_per_s=%.3f gflops=%.2f\n",
-           threads, reps, elapsed, (double)reps / elapsed, flops * (double)reps / elapsed / 1e9);
+    printf("BOUND threads=%d steps=%" PRId64 " seconds=%.3f steps_per_s=%.3f gflops=%.2f "
+           "kernels=%s core=%s\n",
+           threads, reps, elapsed, (double)reps / elapsed, flops * (double)reps / elapsed / 1e9,
+           agon_kernels_name(agon_blas_kernels()), agon_blas_core());
     if (shapes) {
         /* Timing every call adds two clock reads per call: fine for shares. */
         double *ms = calloc((size_t)per_step, sizeof *ms);

@@ -180,6 +180,26 @@ def main():
         if noisy:
             print("* above the bound: the machine was busy while the bound or agon was "
                   "measured; rerun on a quiet machine")
+
+    # The price of portable bits: the same agon steps with each kernel set.
+    names = [p["pass"] for p in passes]
+    if "portable" in names and "native" in names:
+        cores = {p["pass"]: p["core"] or "?" for p in passes}
+        print()
+        print(f"== cost of portability: agon with portable ({cores['portable']}) against "
+              f"native ({cores['native']}) kernels, median steps/s ==")
+        crows = []
+        for w in workloads:
+            for t in threads:
+                a = runs.get(("portable", w, t, "agon", "-"))
+                b = runs.get(("native", w, t, "agon", "-"))
+                if not a or not b:
+                    continue
+                pm, nm = statistics.median(a), statistics.median(b)
+                crows.append([WORKLOAD_NAMES.get(w, w), t, f"{pm:.1f}", f"{nm:.1f}",
+                              f"{pm / nm:.2f}"])
+        print(table(["workload", "threads", "portable", "native", "portable/native"], crows,
+                    "lrrrr"))
     return 0
 
 

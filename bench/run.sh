@@ -92,7 +92,7 @@ CLEAN=(-u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS -u GOTO_NUM_THREADS -u OMP_WAI
 agon_run() {
   local -n penv=$1
   local h5=$OUT/agon_$2.h5
-  if ! env "${penv[@]}" "${CLEAN[@]}" "$AGON" run "bench/$2.yaml" --set "train.steps=$4" \
+  if ! env "${CLEAN[@]}" "${penv[@]}" "$AGON" run "bench/$2.yaml" --set "train.steps=$4" \
         --set "train.threads=$3" -o "$h5" --overwrite --progress none >"$OUT/agon.log" 2>&1; then
     cat "$OUT/agon.log" >&2
     die "agon run bench/$2.yaml failed (log above)"
@@ -121,7 +121,7 @@ torch_run() {
     1p) ob=(OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE) ;;
   esac
   local line
-  line=$(env "${penv[@]}" "${CLEAN[@]}" "${ob[@]}" "$PY" bench/torch_gan.py --workload "$2" \
+  line=$(env "${CLEAN[@]}" "${penv[@]}" "${ob[@]}" "$PY" bench/torch_gan.py --workload "$2" \
            --threads "$3" --variant "$4" --seconds "$RUN_SECONDS" 2>"$OUT/torch.log" \
          | grep '^RESULT ') || { cat "$OUT/torch.log" >&2; die "bench/torch_gan.py --workload $2 failed"; }
   sed -n 's/.* steps_per_s=\([0-9.]*\).*/\1/p' <<<"$line"
@@ -131,7 +131,7 @@ torch_run() {
 bound_run() {
   local -n penv=$1
   local line
-  line=$(env "${penv[@]}" "${CLEAN[@]}" "$GEMM_BOUND" "$OUT/$2.trace" "$TRACE_STEPS" \
+  line=$(env "${CLEAN[@]}" "${penv[@]}" "$GEMM_BOUND" "$OUT/$2.trace" "$TRACE_STEPS" \
            --threads "$3" --seconds "$BOUND_SECONDS" | grep '^BOUND ') \
     || die "gemm_bound failed on $OUT/$2.trace"
   sed -n 's/.* steps_per_s=\([0-9.]*\).*/\1/p' <<<"$line"
@@ -142,7 +142,7 @@ TRACE_STEPS=3
 for w in $WORKLOADS; do
   trace=$OUT/$w.trace
   rm -f "$trace"
-  env -u OPENBLAS_CORETYPE "${CLEAN[@]}" AGON_GEMM_TRACE="$trace" "$AGON" run "bench/$w.yaml" \
+  env "${CLEAN[@]}" AGON_GEMM_TRACE="$trace" "$AGON" run "bench/$w.yaml" \
       --set "train.steps=$TRACE_STEPS" -o "$OUT/agon_$w.h5" --overwrite --progress none \
       >"$OUT/agon.log" 2>&1 || { cat "$OUT/agon.log" >&2; die "traced agon run of $w failed"; }
   [ -s "$trace" ] || die "$trace is empty: this libagon does not know AGON_GEMM_TRACE (core/blas.c)"
@@ -151,18 +151,17 @@ for w in $WORKLOADS; do
       "$OUT/$w.shapes.txt" | sed "s/^/$w\t/" >>"$FLOPS"
 done
 
-# ---- passes: the environment as given, and OPENBLAS_CORETYPE unset -----------------
-pass_names=()
-if [ -n "${OPENBLAS_CORETYPE+x}" ]; then
-  pass_names=(given unset)
-  printf 'given\tOPENBLAS_CORETYPE=%s (environment as given)\t\n' "$OPENBLAS_CORETYPE" >>"$PASSES"
-  printf 'unset\tOPENBLAS_CORETYPE unset (as on a machine without the setting)\t\n' >>"$PASSES"
-else
-  pass_names=(unset)
-  printf 'unset\tOPENBLAS_CORETYPE unset (the environment as given does not set it)\t\n' >>"$PASSES"
-fi
-ENV_given=()
-ENV_unset=(-u OPENBLAS_CORETYPE)
+# ---- passes: agon's portable kernels, then its native ones -----------------------
+# The environment is as given in both (PyTorch's OpenBLAS picks its own
+# kernels from it); AGON_KERNELS sets train.kernels for agon's runs and for
+# the GEMM-bound replay, so the two passes price portability.
+pass_names=(portable native)
+printf 'portable\tagon with train.kernels: portable (OPENBLAS_CORETYPE %s)\t\n' \
+  "${OPENBLAS_CORETYPE:-unset}" >>"$PASSES"
+printf 'native\tagon with train.kernels: native (OPENBLAS_CORETYPE %s)\t\n' \
+  "${OPENBLAS_CORETYPE:-unset}" >>"$PASSES"
+ENV_portable=(AGON_KERNELS=portable)
+ENV_native=(AGON_KERNELS=native)
 
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 n_settings=0
