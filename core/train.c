@@ -1845,7 +1845,16 @@ static int resume_check(const agon_experiment *exp, const char *path,
         agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
         note_change(note, "config: %s", keys);
     }
-    if (strcmp(sum.config, exp->yaml) != 0 && !opts->force) {
+    if (strcmp(sum.config, exp->yaml) != 0 && !opts->force && !sum.kernels[0]) {
+        /* Its config has no train.kernels, so it differs from any resolved
+         * today: it ran on whatever kernels OpenBLAS picked (its blas). */
+        rc = agon_error_set(err, AGON_ECONFIG,
+                            "%s: written before agon chose its kernels (it trained with %s); "
+                            "add --force to go on with the %s kernels of train.kernels, or "
+                            "start the run again",
+                            path, sum.blas[0] ? sum.blas : "unrecorded kernels",
+                            agon_kernels_name(exp->train.kernels));
+    } else if (strcmp(sum.config, exp->yaml) != 0 && !opts->force) {
         char keys[1024];
         int n = agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
         rc = agon_error_set(err, AGON_ECONFIG,

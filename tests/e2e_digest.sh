@@ -145,6 +145,22 @@ if "$AGON" show pres.h5 --no-config | grep -qF "with --force: plugin adam sha256
   ok "agon show: the forced resume and both hashes of adam"
 else bad "agon show: $("$AGON" show pres.h5 --no-config | grep resumed)"; fi
 
+# A log from before train.kernels existed: its config lacks the key, and
+# it ran on whatever kernels OpenBLAS picked.
+cp ring8.h5 legacy.h5
+"$PY" - legacy.h5 <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    text = f["config"].asstr()[()]
+    del f["config"]
+    f["config"] = "".join(l + "\n" for l in text.splitlines() if "kernels:" not in l)
+    f.attrs["status"] = "interrupted"
+    del f.attrs["kernels"]
+EOF
+expect "a log from before train.kernels is refused, saying why" 3 "legacy.h5: written before agon chose its kernels (it trained with $(blas ring8.h5)); add --force to go on with the portable kernels of train.kernels, or start the run again" -- \
+  "$AGON" run --resume legacy.h5 --progress none
+expect "... and resumes with --force" 0 "" -- "$AGON" run --resume legacy.h5 --progress none --force
+
 # A writer on another host: refused, or let pass alone by --writer-gone
 # (what a Slurm sweep gives), which still stops at a changed plugin.
 cp ring8.h5 other.h5
