@@ -158,7 +158,7 @@ with h5py.File(sys.argv[1], "r+") as f:
     del f.attrs["kernels"]
 EOF
 expect "a log from before train.kernels is refused, saying why" 3 "legacy.h5: written before agon chose its kernels (it trained with $(blas ring8.h5)); add --force to go on with the portable kernels of train.kernels, or start the run again" -- \
-  "$AGON" run --resume legacy.h5 --progress none
+  env -u AGON_KERNELS "$AGON" run --resume legacy.h5 --progress none
 expect "... and resumes with --force" 0 "" -- "$AGON" run --resume legacy.h5 --progress none --force
 
 # A writer on another host: refused, or let pass alone by --writer-gone
