@@ -61,7 +61,6 @@ static struct {
     pthread_mutex_t lock;
     atomic_bool loaded;
     agon_kernels kernels;
-    void *handle;
     sgemm_fn sgemm;
     dsyevr_fn dsyevr;
     char core[64];
@@ -107,7 +106,7 @@ int agon_kernels_check(agon_kernels kernels, agon_error *err)
     if (!missing)
         return 0;
     return agon_error_set(err, AGON_ECONFIG,
-                          "train.kernels: portable kernels need a CPU with AVX2 and FMA, and "
+                          "portable kernels need a CPU with AVX2 and FMA, and "
                           "this one lacks %s; set train.kernels: native (--set "
                           "train.kernels=native) to use this machine's own kernels, whose results "
                           "other machines do not reproduce",
@@ -235,7 +234,6 @@ static int load_locked(agon_kernels kernels, agon_error *err)
                                         : "the build ignores OPENBLAS_CORETYPE");
     }
     set_threads(1);
-    ob.handle = h;
     ob.sgemm = sgemm;
     ob.dsyevr = dsyevr;
     ob.kernels = kernels;
@@ -248,8 +246,10 @@ int agon_blas_init(agon_kernels kernels, agon_error *err)
 {
     assert((unsigned)kernels < AGON_KERNELS_COUNT);
     int rc = agon_kernels_check(kernels, err);
-    if (rc != 0)
+    if (rc != 0) {
+        agon_error_prefix(err, "train.kernels");
         return rc;
+    }
     pthread_mutex_lock(&ob.lock);
     if (atomic_load_explicit(&ob.loaded, memory_order_acquire)) {
         if (ob.kernels != kernels)
@@ -274,10 +274,13 @@ static void ensure_loaded(void)
     if (atomic_load_explicit(&ob.loaded, memory_order_acquire))
         return;
     agon_error err = {0};
-    agon_kernels k = portable_missing() ? AGON_KERNELS_NATIVE : AGON_KERNELS_PORTABLE;
+    agon_kernels k = AGON_KERNELS_PORTABLE;
     const char *env = getenv("AGON_KERNELS");
     if (env && env[0] && agon_kernels_parse(env, &k) != 0)
         k = AGON_KERNELS_PORTABLE;
+    /* The Haswell kernels would stop such a CPU at their first product. */
+    if (k == AGON_KERNELS_PORTABLE && portable_missing())
+        k = AGON_KERNELS_NATIVE;
     pthread_mutex_lock(&ob.lock);
     int rc = atomic_load_explicit(&ob.loaded, memory_order_acquire) ? 0 : load_locked(k, &err);
     pthread_mutex_unlock(&ob.lock);

@@ -373,11 +373,7 @@ void agon__read_kernels(const agon_node *section, const char *section_name, cons
     agon_error err = {0};
     if (agon_kernels_check(*kernels, &err) != 0) {
         const agon_node *node = agon_node_get(section, "kernels");
-        /* The message names train.kernels; a classifier file calls the
-         * section otherwise. */
         const char *text = err.message;
-        if (strncmp(text, "train.kernels: ", 15) == 0)
-            text += 15;
         /* A default has no place in the file: name the file instead. */
         if (node && agon_node_line(node) > 0)
             agon_node_diag(diag, err.code, node, "%s", text);

@@ -1304,11 +1304,12 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error *err)
+/* The group <base>/<plugin> describing the plugin file `rec`. */
+static int write_plugin_record(agon_log *log, const char *base, const agon_plugin_record *rec,
+                               agon_error *err)
 {
-    const agon_plugin_record *rec = choice->owner;
     char path[256];
-    snprintf(path, sizeof path, "/provenance/plugins/%s", rec->desc->name);
+    snprintf(path, sizeof path, "%s/%s", base, rec->desc->name);
     int rc = agon_log_attr_string(log, path, "name", rec->desc->name, err);
     if (rc == 0)
         rc = agon_log_attr_string(log, path, "version", rec->desc->version, err);
@@ -1330,11 +1331,16 @@ int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error
     return rc;
 }
 
+int agon__write_provenance(agon_log *log, const agon__choice *choice, agon_error *err)
+{
+    return write_plugin_record(log, "/provenance/plugins", choice->owner, err);
+}
+
 /* Every plugin the experiment uses, once each (several components may come
  * from one file); returns how many. */
-static size_t experiment_plugins(const game *g, const agon_plugin_record **out, size_t cap)
+static size_t experiment_plugins(const agon_experiment *exp, const agon_plugin_record **out,
+                                 size_t cap)
 {
-    const agon_experiment *exp = g->exp;
     const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
                                      &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
     size_t n = 0;
@@ -1372,16 +1378,11 @@ static int write_resume_record(agon_log *log, const game *g, const resume_note *
     if (rc == 0) rc = agon_log_attr_int(log, path, "forced", forced ? 1 : 0, err);
     if (rc == 0) rc = agon_log_attr_string(log, path, "changes", note->changes, err);
     const agon_plugin_record *recs[64];
-    size_t n = experiment_plugins(g, recs, sizeof recs / sizeof recs[0]);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        char ppath[256];
-        snprintf(ppath, sizeof ppath, "%s/plugins/%s", path, recs[i]->desc->name);
-        rc = agon_log_attr_string(log, ppath, "sha256", recs[i]->sha256, err);
-        if (rc == 0)
-            rc = agon_log_attr_string(log, ppath, "file", recs[i]->path, err);
-        if (rc == 0)
-            rc = agon_log_attr_string(log, ppath, "version", recs[i]->desc->version, err);
-    }
+    size_t n = experiment_plugins(g->exp, recs, sizeof recs / sizeof recs[0]);
+    char base[160];
+    snprintf(base, sizeof base, "%s/plugins", path);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = write_plugin_record(log, base, recs[i], err);
     return rc;
 }
 
@@ -1561,12 +1562,10 @@ static int open_log(game *g, const char *path, const agon_run_options *opts,
         rc = agon_log_attr_string(log, "/", "resumed", note, err);
     }
     if (rc == 0) rc = agon_log_write_string(log, "/config", exp->yaml, err);
-    const agon__choice *choices[] = {&exp->dataset,     &exp->generator,   &exp->discriminator,
-                                     &exp->loss,        &exp->g_optimizer, &exp->d_optimizer};
-    for (size_t i = 0; rc == 0 && !opts->resume && i < sizeof choices / sizeof choices[0]; i++)
-        rc = agon__write_provenance(log, choices[i], err);
-    for (size_t i = 0; rc == 0 && !opts->resume && i < g->n_metrics; i++)
-        rc = agon__write_provenance(log, &g->metrics[i].choice->choice, err);
+    const agon_plugin_record *recs[64];
+    size_t n_recs = opts->resume ? 0 : experiment_plugins(exp, recs, sizeof recs / sizeof recs[0]);
+    for (size_t i = 0; rc == 0 && i < n_recs; i++)
+        rc = write_plugin_record(log, "/provenance/plugins", recs[i], err);
     if (rc != 0)
         return rc;
 
@@ -1840,12 +1839,12 @@ static int resume_check(const agon_experiment *exp, const char *path,
     char here[256] = "";
     gethostname(here, sizeof here - 1);
     note->n_resumes = sum.n_resumes;
-    if (strcmp(sum.config, exp->yaml) != 0) {
-        char keys[1024];
-        agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
+    bool config_differs = strcmp(sum.config, exp->yaml) != 0;
+    char keys[1024] = "";
+    int n_keys = config_differs ? agon__config_diff(sum.config, exp->yaml, keys, sizeof keys) : 0;
+    if (config_differs)
         note_change(note, "config: %s", keys);
-    }
-    if (strcmp(sum.config, exp->yaml) != 0 && !opts->force && !sum.kernels[0]) {
+    if (config_differs && !opts->force && !sum.kernels[0]) {
         /* Its config has no train.kernels, so it differs from any resolved
          * today: it ran on whatever kernels OpenBLAS picked (its blas). */
         rc = agon_error_set(err, AGON_ECONFIG,
@@ -1854,14 +1853,12 @@ static int resume_check(const agon_experiment *exp, const char *path,
                             "start the run again",
                             path, sum.blas[0] ? sum.blas : "unrecorded kernels",
                             agon_kernels_name(exp->train.kernels));
-    } else if (strcmp(sum.config, exp->yaml) != 0 && !opts->force) {
-        char keys[1024];
-        int n = agon__config_diff(sum.config, exp->yaml, keys, sizeof keys);
+    } else if (config_differs && !opts->force) {
         rc = agon_error_set(err, AGON_ECONFIG,
                             "%s: the experiment differs from the run's config in %d key%s: %s; "
                             "resume without an experiment file to use the run's own config, or "
                             "add --force",
-                            path, n, n == 1 ? "" : "s", keys);
+                            path, n_keys, n_keys == 1 ? "" : "s", keys);
     } else if (strcmp(sum.status, "diverged") == 0) {
         rc = agon_error_set(err, AGON_EUSAGE,
                             "%s: the run diverged at step %lld; resuming would diverge again, "
@@ -1912,9 +1909,8 @@ static int resume_check_provenance(const agon_experiment *exp, const char *path,
                                   agon_kernels_name(agon_blas_kernels()), blas);
         note_change(note, "blas: %s (was %s)", blas, sum->blas);
     }
-    game probe = {.exp = exp};
     const agon_plugin_record *recs[64];
-    size_t n = experiment_plugins(&probe, recs, sizeof recs / sizeof recs[0]);
+    size_t n = experiment_plugins(exp, recs, sizeof recs / sizeof recs[0]);
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < sum->n_plugins; k++) {
             if (strcmp(sum->plugins[k].name, recs[i]->desc->name) != 0 ||

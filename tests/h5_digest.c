@@ -69,10 +69,9 @@ static int digest_dataset(hid_t file, const char *path, digest *d)
     H5Sget_simple_extent_dims(space, dims, NULL);
     size_t elem = H5Tget_size(mtype);
     int rc = 0;
-    if (H5Tget_class(ftype) == H5T_STRING || rank < 0) {
-        rc = 0; /* strings are not numbers; none is expected here */
+    /* Strings are not numbers; none is expected under these groups. */
+    if (H5Tget_class(ftype) == H5T_STRING || rank < 0)
         goto done;
-    }
     hsize_t rows = rank == 0 ? 1 : dims[0];
     size_t row_bytes = elem;
     for (int i = 1; i < rank; i++)
@@ -84,14 +83,15 @@ static int digest_dataset(hid_t file, const char *path, digest *d)
         goto done;
     }
     hsize_t block = is_growing(path) && rank >= 1 ? BLOCK_ROWS : (rows ? rows : 1);
-    for (hsize_t at = 0; rc == 0 && (at < rows || (rows == 0 && at == 0)); at += block) {
+    /* An empty dataset still gets its line (of 0 rows). */
+    hsize_t at = 0;
+    do {
         hsize_t n = rows - at < block ? rows - at : block;
         char sha[65];
         agon__sha256_hex(buf + at * row_bytes, n * row_bytes, sha);
         rc = add_line(d, path, (long long)at, (long long)n, sha);
-        if (rows == 0)
-            break;
-    }
+        at += block;
+    } while (rc == 0 && at < rows);
     free(buf);
 done:
     H5Sclose(space);

@@ -45,8 +45,9 @@ static void test_portable_kernels_whatever_the_environment(void **st)
         print_message("this CPU lacks AVX2 or FMA: portable kernels cannot run here\n");
         skip();
     }
-    /* The CTest entry sets OPENBLAS_CORETYPE=Sandybridge for this test:
-     * agon must not take it. */
+    /* The first test of this program, so OpenBLAS is not loaded yet: agon
+     * must not take the environment's choice. */
+    setenv("OPENBLAS_CORETYPE", "Sandybridge", 1);
     agon_error err = {0};
     assert_int_equal(agon_blas_init(AGON_KERNELS_PORTABLE, &err), 0);
     assert_int_equal(agon_blas_kernels(), AGON_KERNELS_PORTABLE);
@@ -167,7 +168,6 @@ static const libm_case libm_cases[] = {
     {"pow", 0xbfe588316c007d90ull},   {"sin", 0x2adb27bda3d3c0ceull},
     {"cos", 0x5b879316a9e0af0cull},   {"log1p", 0x0b9b2dc174523d4dull},
     {"expf", 0x680d2c740c4c4470ull},  {"tanhf", 0x2b11409ce93b8be9ull},
-    {"sqrt", 0},
 };
 
 static uint64_t mix64(uint64_t h, double v)
@@ -199,8 +199,7 @@ static uint64_t libm_digest(int f)
         case 4: h = mix64(h, cos(x * 10)); break;
         case 5: h = mix64(h, log1p(ax)); break;
         case 6: h = mix32(h, expf((float)x)); break;
-        case 7: h = mix32(h, tanhf((float)x)); break;
-        default: h = mix64(h, sqrt(ax)); break;
+        default: h = mix32(h, tanhf((float)x)); break;
         }
     }
     return h;
@@ -216,10 +215,6 @@ static void test_libm_bits_pinned(void **st)
     int differ = 0;
     for (int f = 0; f < (int)(sizeof libm_cases / sizeof libm_cases[0]); f++) {
         uint64_t got = libm_digest(f);
-        /* sqrt is correctly rounded by IEEE 754: its digest is the
-         * reference for the others' arguments, computed here. */
-        if (libm_cases[f].digest == 0)
-            continue;
         if (got != libm_cases[f].digest) {
             print_error("libm %s: digest %016llx, pinned %016llx\n", libm_cases[f].name,
                         (unsigned long long)got, (unsigned long long)libm_cases[f].digest);

@@ -108,8 +108,9 @@ AGON_API const char *agon_kernels_name(agon_kernels kernels);
 /* The value named `name`: 0, or -1 when it names none. */
 AGON_API int agon_kernels_parse(const char *name, agon_kernels *kernels);
 /* 0 when this CPU can run `kernels`; AGON_ECONFIG with a one-line message
- * saying what to set instead when portable kernels meet a CPU without AVX2
- * and FMA.  Loads nothing. */
+ * (without the key: the caller knows where the value came from) saying what
+ * to set instead when portable kernels meet a CPU without AVX2 and FMA.
+ * Loads nothing. */
 AGON_API int agon_kernels_check(agon_kernels kernels, agon_error *err);
 
 /* Loads OpenBLAS with `kernels` for the rest of the process (setting
@@ -121,7 +122,7 @@ AGON_API int agon_kernels_check(agon_kernels kernels, agon_error *err);
  * OpenBLAS is missing or ignores the choice (AGON_EPLUGIN).  A product
  * computed before any call loads the kernels the environment variable
  * AGON_KERNELS names, else the portable ones (native on a CPU without AVX2
- * and FMA). */
+ * and FMA; AGON_KERNELS=portable on such a CPU also gives native). */
 AGON_API int agon_blas_init(agon_kernels kernels, agon_error *err);
 /* The kernels in use (loading them as a product would). */
 AGON_API agon_kernels agon_blas_kernels(void);
