@@ -21,7 +21,11 @@ function(agon_add_plugin name)
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     C_VISIBILITY_PRESET hidden
-    C_STANDARD 11)
+    C_STANDARD 11
+    # No RUNPATH, in the build tree too (CMake pads a build RUNPATH with
+    # an empty entry, which means the current directory): a plugin is
+    # loaded into a program that has libagon already.
+    BUILD_WITH_INSTALL_RPATH ON)
   # Undefined symbols are caught at link time, not at dlopen time (except
   # in agon's own fuzzing build, where clang's sanitizer runtime is in the
   # executable).
