@@ -9,7 +9,10 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "elf_check.h"
 #include "sha256_int.h"
 
 #if !defined(AGON_BUILD_LIBDIR) || !defined(AGON_BUILD_PLUGIN_DIR) ||              \
@@ -476,6 +480,110 @@ static const char *strip_path(const char *msg, const char *path)
     return msg;
 }
 
+/* Who may change a file or directory without being the one running agon:
+ * anyone when it is world-writable, the group's other members when it is
+ * group-writable (a user's private group, named as the user and with no
+ * other member, counts as the user), its owner when that is neither this
+ * user nor root.  Returns NULL when no one else can, or what makes it
+ * unsafe. */
+static const char *who_else_can_write(const struct stat *st, bool is_dir, char *buf,
+                                      size_t cap)
+{
+    if ((st->st_mode & S_IWOTH) && !(is_dir && (st->st_mode & S_ISVTX)))
+        return "every user";
+    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+        struct passwd *pw = getpwuid(st->st_uid);
+        if (pw)
+            snprintf(buf, cap, "its owner %s", pw->pw_name);
+        else
+            snprintf(buf, cap, "its owner (uid %u)", (unsigned)st->st_uid);
+        return buf;
+    }
+    if ((st->st_mode & S_IWGRP) && !(is_dir && (st->st_mode & S_ISVTX))) {
+        struct group *gr = getgrgid(st->st_gid);
+        struct passwd *owner = getpwuid(st->st_uid);
+        bool private_group = gr && owner && strcmp(gr->gr_name, owner->pw_name) == 0;
+        for (char **m = gr ? gr->gr_mem : NULL; private_group && m && *m; m++)
+            private_group = strcmp(*m, owner->pw_name) == 0;
+        if (!private_group) {
+            if (gr)
+                snprintf(buf, cap, "the members of group %s", gr->gr_name);
+            else
+                snprintf(buf, cap, "the members of group %u", (unsigned)st->st_gid);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* The largest plugin file read into memory for its checks. */
+#define PLUGIN_MAX_BYTES ((size_t)1 << 30)
+
+/* The trust, ELF and hash checks of one plugin file (see
+ * agon_registry_load_file); `real` is its resolved path. */
+static int check_file(const char *path, char *real, char sha256[65], agon_error *err)
+{
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return plugin_fail(err, path, "open", "%s; check the path and its permissions",
+                           strerror(errno));
+    struct stat st;
+    char who[160];
+    const char *other = NULL;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = plugin_fail(err, path, "open", "%s", strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = plugin_fail(err, path, "open", "not a regular file; give the path of a plugin "
+                                            "(.so)");
+    } else if ((other = who_else_can_write(&st, false, who, sizeof who)) != NULL) {
+        rc = plugin_fail(err, path, "trust",
+                         "the file (mode %04o) can be changed by %s, so someone else could "
+                         "change the code agon would run; make it yours and private (chown, "
+                         "chmod go-w) or copy it to a folder of your own",
+                         (unsigned)(st.st_mode & 07777), other);
+    } else if ((size_t)st.st_size > PLUGIN_MAX_BYTES) {
+        rc = plugin_fail(err, path, "open", "%lld bytes, more than the %zu a plugin may have",
+                         (long long)st.st_size, PLUGIN_MAX_BYTES);
+    }
+    char *slash = rc == 0 ? strrchr(real, '/') : NULL;
+    if (slash) {
+        *slash = '\0';
+        const char *dir = real[0] ? real : "/";
+        struct stat dst;
+        if (stat(dir, &dst) == 0 && (other = who_else_can_write(&dst, true, who, sizeof who)))
+            rc = plugin_fail(err, path, "trust",
+                             "its directory %s (mode %04o) can be changed by %s, so someone "
+                             "else could replace the file; move the plugin to a folder of "
+                             "your own or make the directory private (chmod go-w)",
+                             dir, (unsigned)(dst.st_mode & 07777), other);
+        *slash = '/';
+    }
+    unsigned char *image = NULL;
+    size_t size = rc == 0 ? (size_t)st.st_size : 0;
+    if (rc == 0 && !(image = malloc(size ? size : 1)))
+        rc = agon_error_set(err, AGON_ENOMEM, "%s: out of memory reading the plugin", path);
+    for (size_t got = 0; rc == 0 && got < size;) {
+        ssize_t n = read(fd, image + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = plugin_fail(err, path, "open", "cannot read the file: %s; check it",
+                             n < 0 ? strerror(errno) : "it became shorter while read");
+            break;
+        }
+        got += (size_t)n;
+    }
+    char why[AGON_ERROR_MESSAGE_MAX / 2];
+    if (rc == 0 && !agon__elf_check(image, size, why, sizeof why))
+        rc = plugin_fail(err, path, "open", "%s", why);
+    if (rc == 0)
+        agon__sha256_hex(image, size, sha256);
+    free(image);
+    close(fd);
+    return rc;
+}
+
 int agon_registry_load_file(agon_registry *reg, const char *path, agon_error *err)
 {
     /* The same file reached twice (a symlink, a directory listed under two
@@ -493,37 +601,19 @@ int agon_registry_load_file(agon_registry *reg, const char *path, agon_error *er
     if (!real) {
         return plugin_fail(err, path, "open", "%s; check the path", strerror(errno));
     }
-    /* dlopen runs the plugin's constructors, so a file that any user can
-     * change is refused before it is opened: the code agon runs must be
-     * the code its owner put there.  (A file replaced between this check
-     * and dlopen is beyond what a check can catch; the directory rule
-     * below narrows that window to people who may write there anyway.) */
-    struct stat st;
-    if (stat(real, &st) == 0 && (st.st_mode & S_IWOTH)) {
-        int rc = plugin_fail(err, path, "trust",
-                             "the file is writable by every user (mode %04o), so anyone could "
-                             "change the code agon would run; make it private with chmod o-w",
-                             (unsigned)(st.st_mode & 07777));
+    /* dlopen runs the plugin's constructors, so a file that someone else
+     * can change is refused before it is opened (file_trusted), and so is
+     * a file whose bytes would make the loader touch past its end (an
+     * interrupted copy: SIGBUS, no message).  Both checks look at the
+     * opened file, and the hash is taken of the bytes checked.  (A file
+     * replaced between here and dlopen is beyond what a check can catch;
+     * the directory rule narrows that window to people who may write
+     * there anyway.) */
+    char sha256[65];
+    int rc = check_file(path, real, sha256, err);
+    if (rc != 0) {
         free(real);
         return rc;
-    }
-    char *slash = strrchr(real, '/');
-    if (slash) {
-        *slash = '\0';
-        bool open_dir = stat(real[0] ? real : "/", &st) == 0 && (st.st_mode & S_IWOTH) &&
-                        !(st.st_mode & S_ISVTX);
-        char dir_copy[PATH_MAX];
-        snprintf(dir_copy, sizeof dir_copy, "%s", real[0] ? real : "/");
-        *slash = '/';
-        if (open_dir) {
-            int rc = plugin_fail(err, path, "trust",
-                                 "its directory %s is writable by every user without the sticky "
-                                 "bit, so anyone could replace the file; move the plugin or "
-                                 "chmod o-w the directory",
-                                 dir_copy);
-            free(real);
-            return rc;
-        }
     }
 
     char *path_copy = strdup(path);
@@ -551,8 +641,8 @@ int agon_registry_load_file(agon_registry *reg, const char *path, agon_error *er
         open_path = local;
     }
 
-    int rc = 0;
     plugin p = {.real = real};
+    memcpy(p.rec.sha256, sha256, sizeof sha256);
     p.rec.path = path_copy;
     dlerror();
     p.handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
@@ -564,13 +654,6 @@ int agon_registry_load_file(agon_registry *reg, const char *path, agon_error *er
                          why ? strip_path(why, open_path) : "unknown dlopen error");
         goto fail;
     }
-    if (agon__sha256_file(real, p.rec.sha256) != 0) {
-        rc = plugin_fail(err, path, "open", "cannot read the file to hash it: %s; "
-                                            "check its permissions",
-                         strerror(errno));
-        goto fail;
-    }
-
     void *sym = dlsym(p.handle, AGON_PLUGIN_ENTRY_NAME);
     if (!sym) {
         rc = plugin_fail(err, path, "symbol",

@@ -83,9 +83,20 @@ expect "missing Fashion-MNIST files" 5 "/nope/fm/train-images-idx3-ubyte.gz: no 
 mkdir -p broken
 printf 'not a shared object' >broken/junk.so
 cp ref.h5 kept.h5
-expect "a broken .so on the plugin path" 4 "$T/broken/junk.so: plugin open failed: file too short; check that the file is an agon plugin built for this machine" -- \
+expect "a broken .so on the plugin path" 4 "$T/broken/junk.so: plugin open failed: not an ELF shared object (19 bytes, no ELF header); give the path of a plugin built with agon_add_plugin" -- \
   "$AGON" run f.yaml -o kept.h5 --overwrite --plugin-path "$T/broken" --progress none
 cmp -s ref.h5 kept.h5 && ok "the log at -o is untouched by the failed start" || bad "the log at -o was changed by a failed start"
+
+# An interrupted copy into the plugin folder: dlopen would map the cut
+# segments and die of SIGBUS (exit 135, no message) on every command.
+mkdir -p cut
+plugin_dir=$(dirname "$(readlink -f "$AGON")")/../plugins
+head -c 1000 "$plugin_dir/adam.so" >cut/a.so
+shoff=$(readelf -h "$plugin_dir/adam.so" | sed -n 's/.*Start of section headers: *\([0-9]*\).*/\1/p')
+expect "a truncated plugin (agon plugins)" 4 "$T/cut/a.so: plugin open failed: truncated: its section headers (at byte $shoff) end past its 1000 bytes; copy the plugin again (an interrupted copy leaves such a file) or rebuild it" -- \
+  "$AGON" plugins --plugin-path "$T/cut"
+expect "a truncated plugin (agon run)" 4 "$T/cut/a.so: plugin open failed: truncated: its section headers (at byte $shoff) end past its 1000 bytes; copy the plugin again (an interrupted copy leaves such a file) or rebuild it" -- \
+  "$AGON" run f.yaml -o cut.h5 --plugin-path "$T/cut" --progress none
 
 echo
 echo "e2e_faults: $pass passed, $fail failed"

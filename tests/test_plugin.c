@@ -7,6 +7,8 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 
 #include "agon/agon.h"
 #include "fixtures/bad_schema_spec.h"
@@ -173,8 +175,9 @@ static void test_open_failures(void **state)
     agon_test_write_file(path, "These are notes that happen to end in .so, not a shared "
                                "object.  They are long enough to hold an ELF header.\n");
     expect_failure(path, AGON_EPLUGIN,
-                   "tmp_notelf/notes.so: plugin open failed: invalid ELF header; check "
-                   "that the file is an agon plugin built for this machine");
+                   "tmp_notelf/notes.so: plugin open failed: not an ELF shared object "
+                   "(109 bytes, no ELF header); give the path of a plugin built with "
+                   "agon_add_plugin");
 
     /* A bare file name is the file in the current directory, not a
      * library looked up on the system's library path. */
@@ -197,9 +200,10 @@ static void expect_loads(const char *path)
     agon_registry_destroy(reg);
 }
 
-/* A plugin any user could change is refused before dlopen runs its code:
- * a file writable by others, or a file in a directory writable by others
- * without the sticky bit. */
+/* A plugin someone else could change is refused before dlopen runs its
+ * code: a file writable by every user or by a group with other members, a
+ * file owned by another user, or a file in a directory like that (unless
+ * the sticky bit keeps others from replacing files they do not own). */
 static void test_untrusted_files(void **state)
 {
     const char *dir = agon_test_tmpdir("trust");
@@ -208,9 +212,10 @@ static void test_untrusted_files(void **state)
     snprintf(cmd, sizeof cmd, "cp good/good.so '%s' && chmod 0757 '%s'", path, path);
     assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
     expect_failure(path, AGON_EPLUGIN,
-                   "tmp_trust/good.so: plugin trust failed: the file is writable by every "
-                   "user (mode 0757), so anyone could change the code agon would run; make "
-                   "it private with chmod o-w");
+                   "tmp_trust/good.so: plugin trust failed: the file (mode 0757) can be "
+                   "changed by every user, so someone else could change the code agon would "
+                   "run; make it yours and private (chown, chmod go-w) or copy it to a folder "
+                   "of your own");
     assert_false(is_mapped(path));
     assert_int_equal(chmod(path, 0755), 0);
     expect_loads(path);
@@ -221,27 +226,125 @@ static void test_untrusted_files(void **state)
     assert_int_equal(symlink("good.so", link), 0);
     assert_int_equal(chmod(path, 0777), 0);
     expect_failure(link, AGON_EPLUGIN,
-                   "tmp_trust/link.so: plugin trust failed: the file is writable by every "
-                   "user (mode 0777), so anyone could change the code agon would run; make "
-                   "it private with chmod o-w");
+                   "tmp_trust/link.so: plugin trust failed: the file (mode 0777) can be "
+                   "changed by every user, so someone else could change the code agon would "
+                   "run; make it yours and private (chown, chmod go-w) or copy it to a folder "
+                   "of your own");
     assert_int_equal(chmod(path, 0755), 0);
+
+    /* Group-writable, in a group that is not only the owner's: its
+     * members could change it.  (The test gives the file a group other
+     * than the user's private group: "adm" exists on every Debian.) */
+    struct group *adm = getgrnam("adm");
+    bool can_chown = geteuid() == 0;
+    if (adm && can_chown) {
+        assert_int_equal(chown(path, geteuid(), adm->gr_gid), 0);
+        assert_int_equal(chmod(path, 0775), 0);
+        expect_failure(path, AGON_EPLUGIN,
+                       "tmp_trust/good.so: plugin trust failed: the file (mode 0775) can be "
+                       "changed by the members of group adm, so someone else could change the "
+                       "code agon would run; make it yours and private (chown, chmod go-w) or "
+                       "copy it to a folder of your own");
+        assert_false(is_mapped(path));
+        assert_int_equal(chmod(path, 0755), 0);
+        expect_loads(path);
+        assert_int_equal(chown(path, geteuid(), getegid()), 0);
+    }
+    /* Owned by another user (not root): its owner could change it. */
+    struct passwd *nobody = getpwnam("nobody");
+    if (nobody && can_chown) {
+        assert_int_equal(chown(path, nobody->pw_uid, getegid()), 0);
+        expect_failure(path, AGON_EPLUGIN,
+                       "tmp_trust/good.so: plugin trust failed: the file (mode 0755) can be "
+                       "changed by its owner nobody, so someone else could change the code "
+                       "agon would run; make it yours and private (chown, chmod go-w) or copy "
+                       "it to a folder of your own");
+        assert_int_equal(chown(path, geteuid(), getegid()), 0);
+        expect_loads(path);
+    }
 
     assert_int_equal(chmod(dir, 0777), 0);
     char *real_dir = realpath(dir, NULL);
     assert_non_null(real_dir);
     char want[1200];
     snprintf(want, sizeof want,
-             "tmp_trust/good.so: plugin trust failed: its directory %s is writable by every "
-             "user without the sticky bit, so anyone could replace the file; move the plugin "
-             "or chmod o-w the directory",
+             "tmp_trust/good.so: plugin trust failed: its directory %s (mode 0777) can be "
+             "changed by every user, so someone else could replace the file; move the plugin "
+             "to a folder of your own or make the directory private (chmod go-w)",
              real_dir);
     expect_failure(path, AGON_EPLUGIN, want);
+    if (adm && can_chown) {
+        assert_int_equal(chown(dir, geteuid(), adm->gr_gid), 0);
+        assert_int_equal(chmod(dir, 0775), 0);
+        snprintf(want, sizeof want,
+                 "tmp_trust/good.so: plugin trust failed: its directory %s (mode 0775) can be "
+                 "changed by the members of group adm, so someone else could replace the file; "
+                 "move the plugin to a folder of your own or make the directory private "
+                 "(chmod go-w)",
+                 real_dir);
+        expect_failure(path, AGON_EPLUGIN, want);
+        assert_int_equal(chown(dir, geteuid(), getegid()), 0);
+    }
     free(real_dir);
     /* /tmp's rule: with the sticky bit only a file's owner may replace it. */
     assert_int_equal(chmod(dir, 01777), 0);
     expect_loads(path);
     assert_int_equal(chmod(dir, 0755), 0);
     expect_loads(path);
+}
+
+/* A plugin file cut short (an interrupted copy) is refused before dlopen,
+ * which would map its segments past the end of the file and die of
+ * SIGBUS on touching them; so are ELF files of another kind. */
+static void test_damaged_files(void **state)
+{
+    const char *dir = agon_test_tmpdir("damaged");
+    char path[600], cmd[1400], out[256];
+    snprintf(path, sizeof path, "%s/cut.so", dir);
+    long size = 0;
+    snprintf(cmd, sizeof cmd, "stat -c %%s good/good.so");
+    assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
+    size = strtol(out, NULL, 10);
+    assert_true(size > 8192);
+    static const long cuts[] = {10, 1000, 4096, -1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        long keep = cuts[i] > 0 ? cuts[i] : size - 1;
+        snprintf(cmd, sizeof cmd, "head -c %ld good/good.so > '%s'", keep, path);
+        assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
+        agon_registry *reg = new_registry();
+        agon_error err = {0};
+        assert_int_equal(agon_registry_load_file(reg, path, &err), AGON_EPLUGIN);
+        char want[200];
+        snprintf(want, sizeof want, "tmp_damaged/cut.so: plugin open failed: truncated: ");
+        assert_memory_equal(err.message, want, strlen(want));
+        assert_non_null(strstr(err.message, "; copy the plugin again (an interrupted copy "
+                                            "leaves such a file) or rebuild it"));
+        assert_null(strchr(err.message, '\n'));
+        assert_false(is_mapped(path));
+        agon_registry_destroy(reg);
+    }
+    snprintf(cmd, sizeof cmd, "head -c 1000 good/good.so > '%s'", path);
+    assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
+    snprintf(cmd, sizeof cmd, "readelf -h good/good.so | sed -n 's/.*Start of section headers: *\\([0-9]*\\).*/\\1/p'");
+    assert_int_equal(agon_test_run(cmd, out, sizeof out, NULL, 0), 0);
+    char want[400];
+    snprintf(want, sizeof want,
+             "tmp_damaged/cut.so: plugin open failed: truncated: its section headers (at byte "
+             "%ld) end past its 1000 bytes; copy the plugin again (an interrupted copy leaves "
+             "such a file) or rebuild it",
+             strtol(out, NULL, 10));
+    expect_failure(path, AGON_EPLUGIN, want);
+
+    /* A 32-bit object: the header is whole, the kind is wrong. */
+    unsigned char image[64] = {0x7f, 'E', 'L', 'F', 1 /* ELFCLASS32 */, 1, 1};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(image, 1, sizeof image, f), sizeof image);
+    fclose(f);
+    expect_failure(path, AGON_EPLUGIN,
+                   "tmp_damaged/cut.so: plugin open failed: built for another machine (ELF "
+                   "class 1, data 1, machine 0), not 64-bit little-endian x86-64; rebuild it on "
+                   "this machine");
 }
 
 static void test_symbol_and_descriptor_failures(void **state)
@@ -665,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_fini_reverse_order),
         cmocka_unit_test(test_open_failures),
         cmocka_unit_test(test_untrusted_files),
+        cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_symbol_and_descriptor_failures),
         cmocka_unit_test(test_component_failures),
         cmocka_unit_test(test_bad_schema),
