@@ -1258,7 +1258,9 @@ static int save(trainer *tr, const char *path, bool overwrite, const epoch_row *
         rc = crc;
     /* Checked again: the output may have appeared while training ran. */
     if (rc == 0)
-        rc = agon__check_output(path, overwrite, "HDF5 file", NULL, err);
+        rc = agon__check_output(path, &(agon__output_rules){.overwrite = overwrite,
+                                                            .what = "HDF5 file"},
+                                NULL, err);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = agon_error_set(err, AGON_EIO, "%s: cannot move the finished classifier into place: "
                                            "%s",
@@ -1294,7 +1296,8 @@ int agon_classifier_train_file(agon_registry *reg, const char *path, const char 
     else
         snprintf(out, sizeof out, "classifiers/%s.h5", job.stem);
     snprintf(report->output_path, sizeof report->output_path, "%s", out);
-    rc = agon__check_output(out, overwrite, "HDF5 file", NULL, err);
+    rc = agon__check_output(out, &(agon__output_rules){.overwrite = overwrite, .what = "HDF5 file"},
+                            NULL, err);
     if (rc != 0) {
         job_free(&job);
         return rc;

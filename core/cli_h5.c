@@ -44,22 +44,13 @@ int agon__h5_check_regular(const char *path, const char *stat_hint)
 
 hid_t agon__h5_open_read(const char *path, agon__h5_detail *plain_why)
 {
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file >= 0)
-        return file;
-    if (plain_why)
-        agon__h5_why(plain_why);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-        file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
-    if (file < 0 && agon_log_recover_finish(path, 3000)) {
+    bool cleared = false;
+    hid_t file = agon_log_open_read(path, plain_why ? plain_why->text : NULL,
+                                    plain_why ? sizeof plain_why->text : 0, &cleared);
+    if (cleared)
         fprintf(stderr, "%s: its writer died while finishing it; cleared HDF5's "
                         "open-for-writing mark (no data changed)\n",
                 path);
-        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    }
     return file;
 }
 

@@ -20,7 +20,8 @@
 #include "agon/error.h"
 #include "agon/log.h"
 
-static const char show_usage[] = "usage: agon show [--no-config] RUN.h5... | agon show --follow RUN.h5";
+static const char show_usage[] =
+    "usage: agon show [--no-config] RUN.h5... | agon show --follow [--wait SECONDS] RUN.h5";
 
 /* ---- reading attributes and datasets, tolerant of what h5py writes ---- */
 
@@ -439,6 +440,11 @@ static hid_t open_log(const char *path, int *code)
 {
     if ((*code = agon__h5_check_regular(path, "")) != 0)
         return H5I_INVALID_HID;
+    agon_error claim = {0};
+    if ((*code = agon_log_claim_refusal(path, &claim)) != 0) {
+        fprintf(stderr, "%s\n", claim.message);
+        return H5I_INVALID_HID;
+    }
     htri_t is_h5 = H5Fis_hdf5(path);
     if (is_h5 == 0) {
         fprintf(stderr, "%s: not an HDF5 file, so not an agon run log; give the .h5 file that "
@@ -491,6 +497,12 @@ static int64_t last_scalar_step(hid_t file)
 static int show_one(const char *path, bool with_config)
 {
     int code = 0;
+    if (agon_log_path_state_of(path) == AGON_LOG_PATH_SETTING_UP) {
+        printf("%s: setting up: a run has claimed this path and has not started training "
+               "yet\n",
+               path);
+        return 0;
+    }
     hid_t file = open_log(path, &code);
     if (file < 0)
         return code;
@@ -515,6 +527,8 @@ static int show_one(const char *path, bool with_config)
 /* ---- following a run ------------------------------------------------------ */
 
 enum { FOLLOW_MAX_TABLES = 65, FOLLOW_POLL_US = 500000 };
+/* How long --follow waits for a log that is not there yet, by default. */
+enum { FOLLOW_WAIT_SECONDS = 60, FOLLOW_WAIT_POLL_MS = 50 };
 
 /* How many rows of each table (/scalars first, then the metrics by name)
  * have been printed. */
@@ -624,9 +638,29 @@ static bool writer_alive(hid_t file)
 
 /* `agon show --follow RUN.h5`: the status, then the scalars and metric
  * values of a run as its writer flushes them, until the writer ends. */
-static int follow(const char *path)
+static int follow(const char *path, double wait_seconds)
 {
     int code = 0;
+    /* A run started a moment ago may not have created its log yet, or be
+     * setting it up: wait for it, within a bound. */
+    agon_log_path_state state = agon_log_path_state_of(path);
+    if (state == AGON_LOG_PATH_FREE || state == AGON_LOG_PATH_SETTING_UP) {
+        printf("%s: waiting for the run's log to appear (at most %g s)\n", path,
+               wait_seconds);
+        fflush(stdout);
+        for (double waited_ms = 0; state == AGON_LOG_PATH_FREE || state == AGON_LOG_PATH_SETTING_UP;
+             waited_ms += FOLLOW_WAIT_POLL_MS) {
+            if (waited_ms >= wait_seconds * 1000) {
+                fprintf(stderr,
+                        "%s: no run log appeared here within %g s; check the path, start the "
+                        "run first, or wait longer with --wait SECONDS\n",
+                        path, wait_seconds);
+                return AGON_EIO;
+            }
+            usleep(FOLLOW_WAIT_POLL_MS * 1000);
+            state = agon_log_path_state_of(path);
+        }
+    }
     follow_state st = {.file = open_log(path, &code), .quiet = true};
     if (st.file < 0)
         return code;
@@ -654,47 +688,64 @@ static int follow(const char *path)
 int agon_cli_show(int argc, char **argv)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    bool with_config = true, follow_run = false;
-    int n_files = 0;
-    for (int i = 1; i < argc; i++) {
+    bool with_config = true, follow_run = false, wait_given = false;
+    double wait_seconds = FOLLOW_WAIT_SECONDS;
+    const char **files = calloc((size_t)argc + 1, sizeof *files);
+    if (!files) {
+        fprintf(stderr, "agon show: out of memory\n");
+        return AGON_ENOMEM;
+    }
+    int n_files = 0, rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--no-config") == 0) {
             with_config = false;
         } else if (strcmp(a, "--follow") == 0 || strcmp(a, "-f") == 0) {
             follow_run = true;
+        } else if (strcmp(a, "--wait") == 0) {
+            char *end = NULL;
+            wait_seconds = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
+            if (i + 1 >= argc || end == argv[i + 1] || *end != '\0' || !(wait_seconds >= 0) ||
+                wait_seconds > 1e6) {
+                fprintf(stderr, "agon show: --wait needs a number of seconds from 0 to "
+                                "1000000; %s\n",
+                        show_usage);
+                rc = AGON_EUSAGE;
+            }
+            i++;
+            wait_given = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             printf("%s\n", show_usage);
+            free(files);
             return 0;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "agon show: unknown option '%s'; %s\n", a, show_usage);
-            return AGON_EUSAGE;
+            rc = AGON_EUSAGE;
         } else {
-            n_files++;
+            files[n_files++] = a;
         }
     }
-    if (n_files == 0) {
+    if (rc == 0 && n_files == 0) {
         fprintf(stderr, "agon show: no run log given; %s\n", show_usage);
-        return AGON_EUSAGE;
+        rc = AGON_EUSAGE;
+    } else if (rc == 0 && follow_run && n_files > 1) {
+        fprintf(stderr, "agon show: --follow follows one run log; %s\n", show_usage);
+        rc = AGON_EUSAGE;
+    } else if (rc == 0 && wait_given && !follow_run) {
+        fprintf(stderr, "agon show: --wait only applies to --follow; %s\n", show_usage);
+        rc = AGON_EUSAGE;
     }
-    if (follow_run) {
-        if (n_files > 1) {
-            fprintf(stderr, "agon show: --follow follows one run log; %s\n", show_usage);
-            return AGON_EUSAGE;
+    if (rc == 0 && follow_run) {
+        rc = follow(files[0], wait_seconds);
+    } else if (rc == 0) {
+        for (int i = 0; i < n_files; i++) {
+            if (i > 0)
+                printf("\n");
+            int one = show_one(files[i], with_config);
+            if (one && !rc)
+                rc = one;
         }
-        for (int i = 1; i < argc; i++) {
-            if (argv[i][0] != '-' || argv[i][1] == '\0')
-                return follow(argv[i]);
-        }
     }
-    int first = 0, shown = 0;
-    for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1] != '\0')
-            continue;
-        if (shown++ > 0)
-            printf("\n");
-        int rc = show_one(argv[i], with_config);
-        if (rc && !first)
-            first = rc;
-    }
-    return first;
+    free(files);
+    return rc;
 }

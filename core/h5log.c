@@ -14,6 +14,7 @@
  */
 #include "agon/log.h"
 #include "agon/version.h"
+#include "kill_point_int.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -86,6 +87,13 @@ struct agon_log_block {
 
 struct agon_log {
     char *path;
+    /* A descriptor of the file itself, held from creation (or reopening)
+     * to the end: the final phase reopens the file through it, never by
+     * name, so a writer whose path was replaced meanwhile (moved, or
+     * removed by hand) finishes its own file and never writes into
+     * another run's log.  -1 when not open. */
+    int hold_fd;
+    char hold_path[32];     /* "/proc/self/fd/N" */
     hid_t file;
     hid_t fapl;
     hid_t lcpl;
@@ -644,8 +652,21 @@ static void log_free(agon_log *log)
         H5Pclose(log->lcpl);
     if (log->fapl >= 0)
         H5Pclose(log->fapl);
+    if (log->hold_fd >= 0)
+        close(log->hold_fd);
     free(log->path);
     free(log);
+}
+
+/* Takes hold of the file just opened at log->path (see hold_fd). */
+static int hold_file(agon_log *log, agon_error *err)
+{
+    log->hold_fd = open(log->path, O_RDONLY | O_CLOEXEC);
+    if (log->hold_fd < 0)
+        return agon_error_set(err, AGON_EIO, "%s: cannot open the log file: %s", log->path,
+                              strerror(errno));
+    snprintf(log->hold_path, sizeof log->hold_path, "/proc/self/fd/%d", log->hold_fd);
+    return 0;
 }
 
 /* The log's memory and HDF5 property lists, in the SETUP phase, no file
@@ -659,6 +680,7 @@ static agon_log *log_new(const char *path, agon_error *err)
         return NULL;
     }
     log->file = log->fapl = log->lcpl = log->str_type = H5I_INVALID_HID;
+    log->hold_fd = -1;
     log->phase = PHASE_SETUP;
 
     h5_detail d;
@@ -707,6 +729,11 @@ agon_log *agon_log_create(const char *path, agon_error *err)
                   "or choose another -o path", d.text);
         if (!existed)
             unlink(path);
+        log_free(log);
+        return NULL;
+    }
+    if (hold_file(log, err) != 0) {
+        H5Fclose(log->file);
         log_free(log);
         return NULL;
     }
@@ -1264,13 +1291,14 @@ static void close_datasets(agon_log *log)
  * and it sees the new attributes once it reopens the file. */
 static hid_t reopen_final(agon_log *log, h5_detail *d)
 {
-    hid_t f = H5Fopen(log->path, H5F_ACC_RDWR, log->fapl);
+    const char *file = log->hold_fd >= 0 ? log->hold_path : log->path;
+    hid_t f = H5Fopen(file, H5F_ACC_RDWR, log->fapl);
     if (f >= 0)
         return f;
     h5_capture(d);
     hid_t unlocked = H5Pcopy(log->fapl);
     if (unlocked >= 0 && H5Pset_file_locking(unlocked, 0, 1) >= 0) {
-        f = H5Fopen(log->path, H5F_ACC_RDWR, unlocked);
+        f = H5Fopen(file, H5F_ACC_RDWR, unlocked);
         if (f < 0)
             h5_capture(d);
     }
@@ -1312,6 +1340,7 @@ int agon_log_finish(agon_log *log, const char *status, const char *message, agon
         log_h5_error(err, log, NULL, "cannot close the file after training", &d);
         return first ? first : AGON_EIO;
     }
+    agon__test_kill_point("finishing");
     log->file = reopen_final(log, &d);
     if (log->file < 0) {
         log->phase = PHASE_BROKEN;
@@ -1614,6 +1643,61 @@ static void summarize_plugins(hid_t file, hid_t str_type, agon_log_summary *out)
     }
 }
 
+int64_t agon_log_open_read(const char *path, char *why, size_t why_cap, bool *cleared_mark)
+{
+    h5_quiet();
+    if (cleared_mark)
+        *cleared_mark = false;
+    hid_t file = H5I_INVALID_HID;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (file >= 0)
+            return file;
+        if (why) {
+            h5_detail d;
+            h5_capture(&d);
+            snprintf(why, why_cap, "%s", d.text);
+        }
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        if (file >= 0 || !agon_log_wait_unlocked(path, AGON_LOG_LOCK_PATIENCE_MS))
+            break;
+    }
+    if (file < 0) {
+        /* Marked open for writing: its writer finishes within the wait,
+         * or it died finishing and the mark is cleared; either way the
+         * file opens now. */
+        bool cleared = agon_log_recover_finish(path, 3000);
+        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (file < 0) {
+            hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+            if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+                file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+            if (fapl >= 0)
+                H5Pclose(fapl);
+        }
+        if (cleared_mark)
+            *cleared_mark = cleared && file >= 0;
+    }
+    return file;
+}
+
+int agon_log_file_written_by_agon(const char *path)
+{
+    h5_quiet();
+    if (!agon_log_file_is_hdf5(path))
+        return 0;
+    hid_t file = agon_log_open_read(path, NULL, 0, NULL);
+    if (file < 0)
+        return -1;
+    int is = H5Aexists(file, "format_version") > 0;
+    H5Fclose(file);
+    return is;
+}
+
 int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
 {
     h5_quiet();
@@ -1625,17 +1709,10 @@ int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
     if (!S_ISREG(st.st_mode))
         return agon_error_set(err, AGON_EIO,
                               "%s: not a regular file; give the path of a run log (.h5)", path);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0) {
-        /* A writer that is still live or was killed: read through SWMR. */
-        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        if (fapl >= 0)
-            H5Pclose(fapl);
-    }
-    if (file < 0 && agon_log_recover_finish(path, 3000))
-        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    int claim_rc = agon_log_claim_refusal(path, err);
+    if (claim_rc != 0)
+        return claim_rc;
+    hid_t file = agon_log_open_read(path, NULL, 0, NULL);
     if (file < 0)
         return agon_error_set(err, AGON_EDATA,
                               "%s: not a readable HDF5 file (truncated, damaged or another "
@@ -1766,6 +1843,11 @@ agon_log *agon_log_reopen(const char *path, agon_error *err)
                   "cannot open the log to continue it (HDF5: %s); is it an agon run log, and "
                   "has every program that had it open exited?",
                   d.text);
+        log_free(log);
+        return NULL;
+    }
+    if (hold_file(log, err) != 0) {
+        H5Fclose(log->file);
         log_free(log);
         return NULL;
     }

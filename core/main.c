@@ -15,11 +15,12 @@ static const char usage_text[] =
     "usage: agon COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run FILE.yaml [--set KEY.PATH=VALUE]... [-o OUT.h5] [--overwrite] [--quiet]\n"
-    "                 [--progress tty|plain|none]\n"
+    "  run FILE.yaml [--set KEY.PATH=VALUE]... [-o OUT.h5] [--overwrite [--writer-gone]]\n"
+    "                 [--quiet] [--progress tty|plain|none]\n"
     "                 train the experiment and write its HDF5 log\n"
     "                 (default log: log.output, else runs/<FILE name>.h5;\n"
-    "                 an existing log is replaced only with --overwrite)\n"
+    "                 an existing agon log is replaced only with --overwrite,\n"
+    "                 and never while its writer runs)\n"
     "  run --resume RUN.h5 [FILE.yaml] [--set KEY.PATH=VALUE]... [--force] [--writer-gone]\n"
     "                 continue an interrupted or killed run from its latest\n"
     "                 checkpoint, with the log's own config (or FILE.yaml, which\n"
@@ -30,7 +31,7 @@ static const char usage_text[] =
     "                 check the experiment against the plugins' schemas and print\n"
     "                 the fully resolved configuration, or every error found\n"
     "  plugins [NAME] list the plugins found, their components and parameters\n"
-    "  show RUN.h5 [--no-config] | show --follow RUN.h5\n"
+    "  show RUN.h5 [--no-config] | show --follow [--wait SECONDS] RUN.h5\n"
     "                 summarise a run log: status, last losses and metrics, config\n"
     "  export RUN.h5 [--png DIR] [--csv DIR] [--steps all|last|S1,...] [--cols N] [--scale K]\n"
     "                 [--no-landscape]\n"
@@ -305,8 +306,9 @@ static int cmd_run(int argc, char **argv, const cli_args *a)
                            "run --resume");
     if (!a->resume && a->force)
         return usage_error("%s only applies to run --resume", "--force");
-    if (!a->resume && a->writer_gone)
-        return usage_error("%s only applies to run --resume", "--writer-gone");
+    if (!a->resume && !a->overwrite && a->writer_gone)
+        return usage_error("%s only applies to run --resume and run --overwrite",
+                           "--writer-gone");
     agon_progress progress = AGON_PROGRESS_AUTO;
     if (a->quiet)
         progress = AGON_PROGRESS_NONE;

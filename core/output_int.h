@@ -1,5 +1,6 @@
-/* Private: the check that an output path may be written, shared by the
- * run log (train.c) and the classifier file (classifier.c). */
+/* Private: output paths, shared by the run log (train.c) and the
+ * classifier file (classifier.c): whether a path may be written, and a
+ * run's claim on its log path while it sets up. */
 #ifndef AGON_OUTPUT_INT_H
 #define AGON_OUTPUT_INT_H
 
@@ -7,13 +8,44 @@
 
 #include "agon/error.h"
 
-/* Whether `path` may become an output: a missing path may; an existing one
- * only with `overwrite`, and only when it is an HDF5 file, never a text
- * file or anything that is not a regular file.  `what` names the HDF5 file
- * in the refusal ("HDF5 run log": "is not an HDF5 run log, so --overwrite
- * will not replace it").  *exists (may be NULL) says whether the path
- * exists.  No side effects, so it can run before anything is built. */
-int agon__check_output(const char *path, bool overwrite, const char *what, bool *exists,
+typedef struct agon__output_rules {
+    bool overwrite;             /* --overwrite: an existing output may be replaced */
+    /* Names the HDF5 file in the refusal of other files ("HDF5 run log":
+     * "is not an HDF5 run log, so --overwrite will not replace it"). */
+    const char *what;
+    /* A run log: an empty claim at the path is looked at (free when left
+     * by a killed run, refused while its run sets up), and a log whose
+     * writer is alive is not replaced. */
+    bool live_writer_check;
+    bool writer_gone;           /* --writer-gone: the writer on another host is over */
+} agon__output_rules;
+
+/* Whether `path` may become an output under `rules`: a missing path may;
+ * an existing one only with overwrite, and only when it is an HDF5 file
+ * that agon wrote (a format_version attribute), never another HDF5 file, a
+ * text file or anything that is not a regular file.  *exists (may be
+ * NULL) says whether the path holds something to replace.  No side
+ * effects, so it can run before anything is built; agon__claim_output
+ * checks again. */
+int agon__check_output(const char *path, const agon__output_rules *rules, bool *exists,
                        agon_error *err);
+
+/* A run's hold on its log path from setup until its new log is in place:
+ * an OFD write lock on the file at the path, either the empty file the
+ * claim created (or found there, left by a run killed during setup) or the
+ * old log being replaced (replacing).  Of two runs claiming one path,
+ * exactly one gets it; the other is refused at once.  With the claim held,
+ * the PATH.<pid>.partial files of runs killed during setup are removed. */
+typedef struct agon__claim {
+    int fd;
+    bool replacing;
+} agon__claim;
+
+int agon__claim_output(const char *path, const agon__output_rules *rules, agon__claim *claim,
+                       agon_error *err);
+
+/* Lets go of the claim (after the new log has replaced the file, or after
+ * a failed setup); a claim with fd -1 is a no-op. */
+void agon__claim_release(agon__claim *claim);
 
 #endif /* AGON_OUTPUT_INT_H */

@@ -33,6 +33,7 @@
 #include "agon/loss.h"
 #include "agon/run.h"
 #include "experiment_int.h"
+#include "kill_point_int.h"
 #include "output_int.h"
 #include "train_int.h"
 
@@ -1509,6 +1510,7 @@ static int open_log(game *g, const char *path, const agon_run_options *opts,
     rl->log = opts->resume ? agon_log_reopen(path, err) : agon_log_create(building, err);
     if (!rl->log)
         return err->code ? err->code : AGON_EIO;
+    agon__test_kill_point("building");
     agon_log *log = rl->log;
     int64_t *cursors = NULL;
     int rc = count_outputs(g, rl, err);
@@ -1647,9 +1649,12 @@ static int open_log(game *g, const char *path, const agon_run_options *opts,
      * after setup can be resumed. */
     if (!opts->resume && (rc = ckpt_write(g, rl, 0, 1, err)) != 0)
         return rc;
+    agon__test_kill_point("checkpointed");
     if ((rc = agon_log_start(log, err)) != 0)
         return rc;
-    return opts->resume ? 0 : agon_log_move(log, path, err);
+    rc = opts->resume ? 0 : agon_log_move(log, path, err);
+    agon__test_kill_point("live");
+    return rc;
 }
 
 static int snapshot_samples(game *g, run_log *rl, int64_t step, agon_error *err)
@@ -1932,38 +1937,6 @@ static int resume_check_provenance(const agon_experiment *exp, const char *path,
     return 0;
 }
 
-/* Makes `path` this run's, checking again since the first check.  A new
- * path is claimed with an empty file (O_EXCL: of two runs started on one
- * new path, exactly one gets it); an old log (*replacing) is left alone
- * until the new log, live, is renamed over it, so a run still writing the
- * old one keeps its own inode and a failed start loses nothing. */
-static int claim_output(const char *path, bool overwrite, bool *replacing, agon_error *err)
-{
-    int rc = agon__check_output(path, overwrite, "HDF5 run log", replacing, err);
-    if (rc != 0)
-        return rc;
-    /* An old log stays until the new one replaces it, live (open_log). */
-    if (*replacing)
-        return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return agon_error_set(err, AGON_EIO,
-                                  "%s: another run created it a moment ago; give each run its "
-                                  "own output path (-o)",
-                                  path);
-        int e = errno;
-        return agon_error_set(err, AGON_EIO, "%s: cannot create log file: %s; %s", path,
-                              strerror(e),
-                              e == ENOENT || e == ENOTDIR
-                                  ? "create the directory or choose another output path (-o)"
-                                  : "make the directory writable or choose another output "
-                                    "path (-o)");
-    }
-    close(fd);
-    return 0;
-}
-
 static int ensure_parent_dir(const char *path, agon_error *err)
 {
     char dir[4096];
@@ -2004,13 +1977,16 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     int blas_rc = agon_blas_init(exp->train.kernels, err);
     if (blas_rc != 0)
         return blas_rc;
-    bool exists;
+    const agon__output_rules out_rules = {.overwrite = opts->overwrite,
+                                          .what = "HDF5 run log",
+                                          .live_writer_check = true,
+                                          .writer_gone = opts->writer_gone};
     resume_note note = {0};
     int out_rc = opts->resume ? resume_check(exp, path, opts, &note, err)
-                              : agon__check_output(path, opts->overwrite, "HDF5 run log",
-                                                   &exists, err);
+                              : agon__check_output(path, &out_rules, NULL, err);
     if (out_rc != 0)
         return out_rc;
+    agon__test_kill_point("start");
     agon_run_result local;
     if (!result)
         result = &local;
@@ -2026,9 +2002,13 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
     g.stop_flag = opts->stop_flag;
     if (rc == 0)
         rc = metrics_prepare(&g, err);
-    bool replacing = false;
+    /* The path is this run's from here until its log replaces what is
+     * there (the claim: of two runs on one path exactly one gets it, and
+     * a run killed meanwhile leaves nothing that stands in the way). */
+    agon__claim claim = {.fd = -1};
     if (rc == 0 && !opts->resume)
-        rc = claim_output(path, opts->overwrite, &replacing, err);
+        rc = agon__claim_output(path, &out_rules, &claim, err);
+    agon__test_kill_point("claimed");
     if (rc == 0)
         rc = open_log(&g, path, opts, &note, &rl, &step, err);
     if (rc != 0) {
@@ -2039,13 +2019,15 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
              * place of the empty file that claimed the path, with its
              * reason, but an old log being replaced stays as it was. */
             if (strcmp(agon_log_path(rl.log), path) != 0 &&
-                (replacing || agon_log_move(rl.log, path, &ignored) != 0))
+                (claim.replacing || agon_log_move(rl.log, path, &ignored) != 0))
                 unlink(agon_log_path(rl.log));
             agon_log_close(rl.log, &ignored);
         }
+        agon__claim_release(&claim);
         game_teardown(&g);
         return rc;
     }
+    agon__claim_release(&claim);
 
     progress prog = {.mode = opts->progress};
     if (prog.mode == AGON_PROGRESS_AUTO)
@@ -2081,6 +2063,7 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
      * fill): the state is whole, so it gets a final checkpoint. */
     bool stopped_between_steps = false;
     const uint64_t reserve = log_reserve_bytes(&g);
+    const int64_t kill_step = agon__test_kill_step();
 
     const double loop_start = now_seconds();
     while (rc == 0 && step < steps) {
@@ -2166,7 +2149,10 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
                 dprintf(flush_trace, "%lld\n", (long long)step);
         }
         progress_print(&prog, step, steps, &st, false);
+        if (step == kill_step)
+            agon__test_kill_point(getenv("AGON_TEST_KILL_AT"));
     }
+    agon__test_kill_point("trained");
     /* The state after a whole step goes into both slots, so that the
      * final checkpoint does not depend on how many were written before
      * (a resumed run's log equals an uninterrupted one's). */
@@ -2210,9 +2196,11 @@ int agon_experiment_run(agon_experiment *exp, const agon_run_options *opts,
         lrc = write_final_params(rl.log, g.G, AGON_ROLE_GENERATOR, &log_err);
     if (lrc == 0)
         lrc = write_final_params(rl.log, g.D, AGON_ROLE_DISCRIMINATOR, &log_err);
+    agon__test_kill_point("final");
     int crc = agon_log_close(rl.log, lrc == 0 ? &log_err : NULL);
     if (lrc == 0)
         lrc = crc;
+    agon__test_kill_point("closed");
 
     result->steps_done = step;
     result->seconds = now_seconds() - prog.start;

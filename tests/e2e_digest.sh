@@ -179,7 +179,7 @@ expect "--writer-gone does not let a changed plugin pass" 3 "other2.h5: plugin a
   "$AGON" run --resume other2.h5 --progress none --writer-gone
 expect "--writer-gone resumes a log of another host's gone writer" 0 "" -- \
   "$AGON" run --resume other.h5 --progress none --writer-gone
-expect "--writer-gone needs --resume" 2 "agon: --writer-gone only applies to run --resume (see agon --help)" -- \
+expect "--writer-gone needs --resume or --overwrite" 2 "agon: --writer-gone only applies to run --resume and run --overwrite (see agon --help)" -- \
   "$AGON" run "$SRC/experiments/ring8.yaml" --writer-gone
 
 # A CPU without AVX2 and FMA, as glibc's tunables make this one look to

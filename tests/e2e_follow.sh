@@ -61,7 +61,7 @@ first = steps[0]
 ok = steps == list(range(first, 40001, 1000)) and metrics[-1] == 40000 and metrics == sorted(set(metrics))
 sys.exit(0 if ok else 1)
 PY
-expect "--follow takes one log" 2 "agon show: --follow follows one run log; usage: agon show [--no-config] RUN.h5... | agon show --follow RUN.h5" -- \
+expect "--follow takes one log" 2 "agon show: --follow follows one run log; usage: agon show [--no-config] RUN.h5... | agon show --follow [--wait SECONDS] RUN.h5" -- \
   "$AGON" show --follow fo.h5 fo.h5
 # A finished log: its last values and status, then the end.
 expect "--follow of a finished run" 0 "" -- timeout 20 "$AGON" show --follow fo.h5

@@ -856,14 +856,14 @@ static void test_show_errors(void **state)
     t_capture_show(2, argv, &rc, &out, &errtext);
     assert_int_equal(rc, AGON_EUSAGE);
     assert_string_equal(errtext, "agon show: unknown option '--bogus'; usage: agon show "
-                                 "[--no-config] RUN.h5... | agon show --follow RUN.h5\n");
+                                 "[--no-config] RUN.h5... | agon show --follow [--wait SECONDS] RUN.h5\n");
     free(out);
     free(errtext);
     char *argv2[] = {"show", NULL};
     t_capture_show(1, argv2, &rc, &out, &errtext);
     assert_int_equal(rc, AGON_EUSAGE);
     assert_string_equal(errtext, "agon show: no run log given; usage: agon show [--no-config] "
-                                 "RUN.h5... | agon show --follow RUN.h5\n");
+                                 "RUN.h5... | agon show --follow [--wait SECONDS] RUN.h5\n");
     free(out);
     free(errtext);
 }

@@ -221,6 +221,52 @@ AGON_API int agon_log_move(agon_log *log, const char *path, agon_error *err);
  * log).  Never blocks: only regular files are probed. */
 AGON_API bool agon_log_file_is_hdf5(const char *path);
 
+/* 1 when `path` is an HDF5 file that agon wrote (a run log or a
+ * classifier file: its root has the format_version attribute), 0 when it
+ * is not (another file, or an HDF5 file without it), -1 when it is an
+ * HDF5 file that cannot be read (damaged or truncated). */
+AGON_API int agon_log_file_written_by_agon(const char *path);
+
+/* What is at the path a run would write its log to.  A run claims a new
+ * path with an empty file that it holds (an OFD write lock) until its log,
+ * built under PATH.<pid>.partial, replaces it; a run killed in those
+ * milliseconds leaves the empty file, which is then nothing. */
+typedef enum agon_log_path_state {
+    AGON_LOG_PATH_FREE,         /* nothing there */
+    AGON_LOG_PATH_STALE_CLAIM,  /* an empty file whose run died during setup */
+    AGON_LOG_PATH_SETTING_UP,   /* an empty file held by a run setting up */
+    AGON_LOG_PATH_FILE,         /* anything else: a log, another file */
+} agon_log_path_state;
+
+AGON_API agon_log_path_state agon_log_path_state_of(const char *path);
+
+/* For a reader of `path`: when it holds an empty claim (either kind), the
+ * one-line answer in err and its code (AGON_EDATA for a claim left by a
+ * killed run, which a plain `agon run` may take; AGON_EUSAGE while a run
+ * sets up there); 0 otherwise.  agon_log_summarize starts with it. */
+AGON_API int agon_log_claim_refusal(const char *path, agon_error *err);
+
+/* A writer holds an exclusive lock on its log for the milliseconds in
+ * which it records the final status (after SWMR writing), and a reader's
+ * open fails meanwhile.  Waits up to `patience_ms` for such a lock on
+ * `path` to go; true when there was one and it went (so an open is worth
+ * trying again), false when there was none or it stayed. */
+AGON_API bool agon_log_wait_unlocked(const char *path, int patience_ms);
+
+/* How long agon's readers wait for that lock; a writer holds it for
+ * milliseconds (longer only while it writes a large model's /final). */
+#define AGON_LOG_LOCK_PATIENCE_MS 10000
+
+/* Opens a log read-only as it may be: finished (a plain open), live or
+ * killed while SWMR writing (a SWMR open), locked for a moment by a writer
+ * recording its final status (opened again once the lock goes, within
+ * AGON_LOG_LOCK_PATIENCE_MS), or killed while finishing (the mark cleared
+ * by agon_log_recover_finish; *cleared_mark, which may be NULL, says so).
+ * Returns the HDF5 file id (an hid_t) or a negative value; why (may be
+ * NULL) receives HDF5's reason for the failed plain open. */
+AGON_API int64_t agon_log_open_read(const char *path, char *why, size_t why_cap,
+                                    bool *cleared_mark);
+
 /* Path the log was created at (borrowed). */
 AGON_API const char *agon_log_path(const agon_log *log);
 
