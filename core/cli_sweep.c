@@ -206,7 +206,7 @@ typedef struct run {
     char id[17];
     run_state state;
     char detail[512];   /* why it failed or stopped */
-    bool resume_force;  /* its log names another host's writer */
+    bool resume_force;  /* its log names another host's writer, known to be gone */
     /* while a local child runs it */
     pid_t pid;
     double started;
@@ -230,6 +230,7 @@ typedef struct sweep {
     int64_t cpus, throttle;
     const char *sbatch_extra[64];
     size_t n_sbatch_extra;
+    bool slurm;                 /* --backend slurm: the folder's path goes into a job script */
 } sweep;
 
 static void out_path(const sweep *sw, const char *name, char *buf, size_t cap);
@@ -245,6 +246,36 @@ static int node_error(const agon_node *node, int code, const char *fmt, ...)
     agon_node_error(&err, code, node, "%s", msg);
     fprintf(stderr, "%s\n", err.message);
     return code;
+}
+
+/* The first control character of `s` (a byte below 0x20, or DEL), or 0.
+ * In a value written into the Slurm job script such a byte would end or
+ * garble its line: after a newline in an #SBATCH or comment line, the rest
+ * of the value runs as bash on the compute node. */
+static int control_char(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            return *p;
+    }
+    return 0;
+}
+
+/* Refuses a value of the job script that holds a control character, with
+ * one line naming where it came from: its node in the sweep file when it
+ * has one, else `what` (a flag, the file's name).  A NULL value is not
+ * set: 0. */
+static int refuse_control(const char *value, const agon_node *origin, const char *what)
+{
+    static const char why[] = "values written into the Slurm job script must be printable "
+                              "text on one line";
+    int c = value ? control_char(value) : 0;
+    if (!c)
+        return 0;
+    if (origin)
+        return node_error(origin, AGON_ECONFIG, "holds a control character (0x%02x); %s", c, why);
+    fprintf(stderr, "agon sweep: %s holds a control character (0x%02x); %s\n", what, c, why);
+    return AGON_ECONFIG;
 }
 
 /* A scalar that must be written quoted in a flow value to read back as the
@@ -619,6 +650,14 @@ static int parse_slurm(sweep *sw, const agon_node *slurm)
         fprintf(stderr, "%s\n", err.message);
         return AGON_ECONFIG;
     }
+    /* Each is written on an #SBATCH line of the job script. */
+    static const char *const line_keys[] = {"partition", "time", "job_name"};
+    for (size_t i = 0; i < sizeof line_keys / sizeof line_keys[0]; i++) {
+        const agon_node *v = agon_node_get(slurm, line_keys[i]);
+        int rc = v ? refuse_control(agon_node_scalar(v), v, line_keys[i]) : 0;
+        if (rc)
+            return rc;
+    }
     if (sw->cpus < 1)
         return node_error(agon_node_get(slurm, "cpus"), AGON_ECONFIG,
                           "expected at least 1 CPU per run");
@@ -633,8 +672,11 @@ static int parse_slurm(sweep *sw, const agon_node *slurm)
         for (size_t i = 0; i < agon_node_len(extra); i++) {
             const agon_node *v = agon_node_at(extra, i);
             const char *s = agon_node_scalar(v);
-            if (agon_node_kind_of(v) != AGON_NODE_SCALAR || !s[0] || strchr(s, '\n'))
+            if (agon_node_kind_of(v) != AGON_NODE_SCALAR || !s[0])
                 return node_error(v, AGON_ECONFIG, "expected one sbatch option per item");
+            int rc = refuse_control(s, v, "an sbatch option");
+            if (rc)
+                return rc;
             if (sw->n_sbatch_extra == sizeof sw->sbatch_extra / sizeof sw->sbatch_extra[0])
                 return node_error(v, AGON_ECONFIG, "too many sbatch options (at most 64)");
             sw->sbatch_extra[sw->n_sbatch_extra++] = s;
@@ -655,6 +697,16 @@ static int add_common(sweep *sw, char *set, const agon_node *origin)
     sw->common = a;
     sw->common[sw->n_common++] = (assign){set, origin};
     return 0;
+}
+
+/* Refuses the sweep's folder `out_dir` (free of control characters) when
+ * its absolute path `abs` holds one. */
+static int refuse_folder_path(const char *out_dir, const char *abs)
+{
+    char *what = xprintf("the absolute path of %s", out_dir);
+    int rc = refuse_control(abs, NULL, what ? what : "the absolute path of the sweep's folder");
+    free(what);
+    return rc;
 }
 
 /* Reads the sweep file: the experiment, the common settings and the axes.
@@ -730,6 +782,19 @@ static int parse_sweep(sweep *sw, const char *out_flag, bool create_out,
             n -= 4;
         snprintf(out_dir, sizeof out_dir, "runs/%.*s", (int)n, base);
     }
+    /* The folder's path goes into the job script.  Its other sources, -o
+     * and the file's name, are checked with the command line; here the
+     * out: value, then the current directory a relative path is under,
+     * before anything is made in it. */
+    if (sw->slurm && !out_flag && out && out[0]) {
+        int rc = refuse_control(out, agon_node_get(root, "out"), "out");
+        if (rc)
+            return rc;
+    }
+    char cwd_now[PATH_MAX];
+    if (sw->slurm && out_dir[0] != '/' && getcwd(cwd_now, sizeof cwd_now) &&
+        control_char(cwd_now))
+        return refuse_folder_path(out_dir, cwd_now);
     /* A dry run creates nothing: a folder that does not exist yet holds no
      * runs, and its name is only made absolute. */
     int e = create_out ? make_dirs(out_dir) : 0;
@@ -759,6 +824,9 @@ static int parse_sweep(sweep *sw, const char *out_flag, bool create_out,
                 out_dir);
         return AGON_EUSAGE;
     }
+    /* Where a symbolic link in the path leads. */
+    if (sw->slurm && control_char(sw->out))
+        return refuse_folder_path(out_dir, sw->out);
 
     const agon_node *set = agon_node_get(root, "set");
     if (set) {
@@ -1047,6 +1115,18 @@ static void classify(const sweep *sw, run *r, const unsigned char *slurm_busy, s
         }
         return;
     }
+    /* The empty claim of a run killed during setup is nothing yet; one
+     * still held is a run setting up (see agon_log_path_state_of). */
+    agon_log_path_state at_path = agon_log_path_state_of(h5);
+    if (at_path == AGON_LOG_PATH_STALE_CLAIM) {
+        r->state = ST_PENDING;
+        return;
+    }
+    if (at_path == AGON_LOG_PATH_SETTING_UP) {
+        r->state = ST_RUNNING;
+        snprintf(r->detail, sizeof r->detail, "setting up");
+        return;
+    }
     agon_log_summary sum;
     agon_error err = {0};
     if (agon_log_summarize(h5, &sum, &err) != 0) {
@@ -1068,7 +1148,10 @@ static void classify(const sweep *sw, run *r, const unsigned char *slurm_busy, s
         gethostname(here, sizeof here - 1);
         bool same_host = strcmp(here, sum.host) == 0;
         if (exit_code >= 0 && !is_stop_signal(exit_code)) {
+            /* Its exit record says the writer ended: a log it left on
+             * another host may be replaced (--writer-gone). */
             r->state = ST_FAILED;
+            r->resume_force = !same_host;
             describe_exit(exit_code, r->detail, sizeof r->detail);
         } else if (exit_code < 0 && same_host && sum.pid > 0 &&
                    (kill((pid_t)sum.pid, 0) == 0 || errno == EPERM)) {
@@ -1123,6 +1206,8 @@ static char **run_argv(const sweep *sw, const run *r, const char *self,
         argv[n++] = strdup(h5);
         if (r->state != ST_PENDING)
             argv[n++] = strdup("--overwrite");
+        if (r->state != ST_PENDING && r->resume_force)
+            argv[n++] = strdup("--writer-gone");
     }
     for (size_t k = 0; k < n_plugin_dirs; k++) {
         argv[n++] = strdup("--plugin-path");
@@ -1419,6 +1504,24 @@ static void shell_quote(sbuf *b, const char *s)
     sb_printf(b, "'");
 }
 
+/* "#SBATCH --OPTION=VALUE" for a value of agon's, as sbatch reads it
+ * back: sbatch splits those lines at blanks, takes quotes and backslashes
+ * as a shell does and ends them at an unquoted #, so a value holding any
+ * of these is written in double quotes with " and \ escaped.  (A control
+ * character never gets here: it is refused.) */
+static void sbatch_line(sbuf *b, const char *option, const char *value)
+{
+    sb_printf(b, "#SBATCH --%s=", option);
+    if (!value[strcspn(value, " \"'\\#")]) {
+        sb_printf(b, "%s\n", value);
+        return;
+    }
+    sb_printf(b, "\"");
+    for (const char *p = value; *p; p++)
+        sb_printf(b, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    sb_printf(b, "\"\n");
+}
+
 /* Runs `command` through the shell and returns its output (malloc'ed), or
  * NULL when it cannot be started; *exit_code gets its exit status. */
 static char *capture(const char *command, int *exit_code)
@@ -1538,20 +1641,37 @@ static int slurm_submit(sweep *sw, const size_t *todo, size_t n_todo, const char
     const char *slash = strrchr(sw->file, '/');
     sbuf b = {0};
     sb_printf(&b, "#!/bin/bash\n");
+    /* Every value on a comment or #SBATCH line has no control character
+     * (parse_slurm, parse_sweep and the command line refuse them), so
+     * none can start a line of its own; the values of the shell lines
+     * below are single-quoted words. */
     sb_printf(&b, "# agon sweep %s: %zu runs, one task each.\n", sw->file, n_todo);
-    if (sw->job_name)
-        sb_printf(&b, "#SBATCH --job-name=%s\n", sw->job_name);
-    else
-        sb_printf(&b, "#SBATCH --job-name=agon-%s\n", slash ? slash + 1 : sw->file);
+    char *job_name = sw->job_name ? strdup(sw->job_name)
+                                  : xprintf("agon-%s", slash ? slash + 1 : sw->file);
+    /* A % in the folder's path is literal in sbatch's file name pattern. */
+    sbuf output = {0};
+    for (const char *p = dir; *p; p++)
+        sb_printf(&output, *p == '%' ? "%%%%" : "%c", *p);
+    sb_printf(&output, "/%%A_%%a.out");
+    char *output_pattern = sb_take(&output);
+    if (!job_name || !output_pattern) {
+        free(job_name);
+        free(output_pattern);
+        free(b.s);
+        return AGON_ENOMEM;
+    }
+    sbatch_line(&b, "job-name", job_name);
     sb_printf(&b, "#SBATCH --array=0-%zu", n_todo - 1);
     if (sw->throttle > 0)
         sb_printf(&b, "%%%lld", (long long)sw->throttle);
     sb_printf(&b, "\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=%lld\n", (long long)sw->cpus);
-    sb_printf(&b, "#SBATCH --output=%s/%%A_%%a.out\n", dir);
+    sbatch_line(&b, "output", output_pattern);
+    free(job_name);
+    free(output_pattern);
     if (sw->partition)
-        sb_printf(&b, "#SBATCH --partition=%s\n", sw->partition);
+        sbatch_line(&b, "partition", sw->partition);
     if (sw->time_limit)
-        sb_printf(&b, "#SBATCH --time=%s\n", sw->time_limit);
+        sbatch_line(&b, "time", sw->time_limit);
     for (size_t k = 0; k < sw->n_sbatch_extra; k++) {
         const char *x = sw->sbatch_extra[k];
         sb_printf(&b, "%s%s\n", strncmp(x, "#SBATCH", 7) == 0 ? "" : "#SBATCH ", x);
@@ -1689,7 +1809,7 @@ static const char sweep_help[] =
 
 int agon_cli_sweep(int argc, char **argv)
 {
-    const char *file = NULL, *out_flag = NULL, *backend = "local";
+    const char *file = NULL, *out_flag = NULL, *out_flag_name = NULL, *backend = "local";
     const char *plugin_dirs[64];
     size_t n_plugin_dirs = 0;
     const char *sets[256];
@@ -1726,6 +1846,7 @@ int agon_cli_sweep(int argc, char **argv)
             if (!v[0])
                 return usage("%s needs a folder, not an empty string", a);
             out_flag = v;
+            out_flag_name = a;
         } else if (strcmp(a, "--set") == 0 || strcmp(a, "-s") == 0) {
             if (!strchr(v, '=') || v[0] == '=')
                 return usage("--set takes KEY.PATH=VALUE, not '%s'", v);
@@ -1791,6 +1912,16 @@ int agon_cli_sweep(int argc, char **argv)
         rc = usage("%s applies to the local backend; Slurm decides how many run at once "
                    "(limit it with --throttle)",
                    "-j");
+    /* What reaches the job script's lines from the command line. */
+    if (rc == 0 && slurm) {
+        const char *const values[] = {file, out_flag, partition, time_limit};
+        const char *const names[] = {"the sweep file's name", out_flag_name, "--partition",
+                                     "--time"};
+        for (size_t k = 0; rc == 0 && k < sizeof values / sizeof values[0]; k++)
+            rc = refuse_control(values[k], NULL, names[k]);
+        for (size_t k = 0; rc == 0 && k < n_sbatch; k++)
+            rc = refuse_control(sbatch[k], NULL, "--sbatch");
+    }
     if (rc) {
         for (size_t k = 0; k < n_plugin_dirs; k++)
             free((char *)plugin_dirs[k]);
@@ -1804,11 +1935,27 @@ int agon_cli_sweep(int argc, char **argv)
     sweep sw;
     memset(&sw, 0, sizeof sw);
     sw.file = file;
+    sw.slurm = slurm;
     agon_registry *reg = NULL;
     unsigned char *busy = NULL;
     size_t *todo = NULL;
     int lock_fd = -1;
     rc = parse_sweep(&sw, out_flag, !dry_run, sets, n_sets);
+    /* One sweep process per folder: two would start the same runs.  The
+     * lock is taken as soon as the folder exists, before anything is
+     * written into it (base.yaml, slurm/), so that a refused launch leaves
+     * the running sweep's files as they are.  A dry run writes nothing,
+     * not even the lock. */
+    if (rc == 0 && !dry_run) {
+        char lock[PATH_MAX];
+        out_path(&sw, ".sweep.lock", lock, sizeof lock);
+        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            fprintf(stderr, "%s: %s; wait for the other agon sweep of this folder to end\n",
+                    sw.out, lock_fd < 0 ? strerror(errno) : "another agon sweep is running here");
+            rc = AGON_EIO;
+        }
+    }
     if (rc == 0) {
         if (partition)
             sw.partition = partition;
@@ -1830,17 +1977,6 @@ int agon_cli_sweep(int argc, char **argv)
         rc = AGON_ECONFIG;
     if (rc == 0 && !dry_run)
         rc = write_base(&sw, reg);
-    /* One sweep process per folder: two would start the same runs. */
-    if (rc == 0 && !dry_run) {
-        char lock[PATH_MAX];
-        out_path(&sw, ".sweep.lock", lock, sizeof lock);
-        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            fprintf(stderr, "%s: %s; wait for the other agon sweep of this folder to end\n",
-                    sw.out, lock_fd < 0 ? strerror(errno) : "another agon sweep is running here");
-            rc = AGON_EIO;
-        }
-    }
     busy = calloc(sw.n_runs ? sw.n_runs : 1, 1);
     todo = malloc((sw.n_runs ? sw.n_runs : 1) * sizeof *todo);
     if (rc == 0 && (!busy || !todo))

@@ -39,3 +39,28 @@ chromium_page() {
     --user-data-dir="$(mktemp -d "$PWD/chromium.XXXXXX")" --window-size=1280,4000 "$@" \
     "file://$page" 2>>chromium.err
 }
+
+# A name that a shell would run: a space, single quotes, $(...) and
+# backticks, whose commands make a file `pwned` where they run.
+SHELL_SYNTAX="a b 'c' \$(touch pwned) \`touch pwned\`"
+
+# shell_syntax_sweep SOURCE_DIR: writes, in this folder, a sweep of two
+# short runs whose file, experiment, folder (out: "o $SHELL_SYNTAX") and a
+# value (description) hold $SHELL_SYNTAX; its path is $SHELL_SWEEP.
+shell_syntax_sweep() {
+  local d="d $SHELL_SYNTAX"
+  mkdir -p "$d"
+  cp "$1/tests/experiments/tiny_ring.yaml" "$d/exp $SHELL_SYNTAX.yaml"
+  SHELL_SWEEP="$d/s $SHELL_SYNTAX.yaml"
+  cat >"$SHELL_SWEEP" <<YAML
+experiment: "exp $SHELL_SYNTAX.yaml"
+out: "o $SHELL_SYNTAX"
+set:
+  train.steps: 20
+  metrics: []
+  log.samples_every: 0
+  description: "$SHELL_SYNTAX"
+grid:
+  seed: [1, 2]
+YAML
+}

@@ -172,9 +172,20 @@ for i in $(seq 1200); do
   [ "$(cat reached 2>/dev/null | wc -l)" -ge 2 ] && break
   sleep 0.05
 done
-expect "a second sweep of the same folder" 5 \
-  "$T/long: another agon sweep is running here; wait for the other agon sweep of this folder to end" -- \
-  "$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}"
+BUSY="$T/long: another agon sweep is running here; wait for the other agon sweep of this folder to end"
+expect "a second sweep of the same folder" 5 "$BUSY" -- "$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}"
+# A refused launch writes nothing into the folder, not even the base.yaml
+# that another `set` would change; nor does a dry run.
+base=$(sha256sum <long/base.yaml)
+files=$(ls -A long)
+expect "a second sweep of the same folder, with another set" 5 "$BUSY" -- \
+  "$AGON" sweep "$LONG" -o long -j 2 "${PROBES[@]}" --set log.samples_every=500
+[ "$(sha256sum <long/base.yaml)" = "$base" ] && ok "the refused sweep left base.yaml as it was" ||
+  bad "the refused sweep rewrote base.yaml"
+expect "a dry run of the busy folder, with another set" 0 "" -- \
+  "$AGON" sweep "$LONG" -o long --dry-run "${PROBES[@]}" --set log.samples_every=500
+[ "$(sha256sum <long/base.yaml)" = "$base" ] && [ "$(ls -A long)" = "$files" ] &&
+  ok "the dry run wrote nothing into the folder" || bad "the dry run changed the folder: $(ls -A long)"
 kill -INT $sweep_pid
 touch go
 wait $sweep_pid

@@ -2,8 +2,9 @@
 # agon sweep --backend slurm against a real single-node Slurm started here:
 # the shortened loss comparison as one job array gives the same completed
 # logs as the local backend; a relaunch submits nothing; a deleted log is
-# resubmitted alone; segfaulting runs are failed and visible; runs cancelled
-# with scancel are resumed by the next launch.
+# resubmitted alone; segfaulting runs are failed and visible; names with
+# spaces, quotes, $(...) and backticks are data to sbatch and bash; runs
+# cancelled with scancel are resumed by the next launch.
 # usage: e2e_sweep_slurm.sh AGON_BIN SOURCE_DIR BUILD_DIR
 set -u
 AGON=$1
@@ -82,6 +83,18 @@ grep -q "^#SBATCH --array=0-5%4$" "$S" && grep -q "^#SBATCH --partition=debug$" 
   ok "the 3 crashed tasks are named, one line each" || bad "crash lines: $(cat c.err)"
 grep -q "^agon sweep: 6 runs: 3 completed, 0 diverged, 3 failed, 0 interrupted$" c.out && ok "the other 3 completed" ||
   bad "crash summary: $(tail -1 c.out)"
+
+# ---- names that a shell would run, through sbatch ---------------------------
+# sbatch reads the quoted #SBATCH values back whole (the job's name; its
+# output lands in the sweep's own slurm/ folder) and bash runs no name.
+shell_syntax_sweep "$SRC"
+OUT="o $SHELL_SYNTAX"
+expect "a sweep whose names hold shell syntax, under Slurm" 0 "" -- "$AGON" sweep "$SHELL_SWEEP" --backend slurm --wait
+job=$(sed -n 's/.*Slurm job array \([0-9]*\).*/\1/p' out.txt)
+grep -q "^agon sweep: 2 runs: 2 completed" out.txt && [ "$(ls "$OUT"/slurm/"${job}"_[01].out | wc -l)" = 2 ] &&
+  scontrol -o show job "$job" | grep -qF "JobName=agon-s $SHELL_SYNTAX.yaml " && [ -z "$(find "$T" -name pwned)" ] &&
+  ok "2 runs completed, Slurm's output in the sweep's folder, the job named whole, no name ran" ||
+  bad "shell syntax under Slurm: $(cat out.txt) $(ls "$OUT"/slurm) $(find "$T" -name pwned)"
 
 # ---- scancel, then relaunch -------------------------------------------------
 LONG=$SRC/tests/sweeps/long.yaml
