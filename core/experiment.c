@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agon/run.h"
+#include "config_int.h"
 #include "experiment_int.h"
 #include "sha256_int.h"
 #include "train_int.h"
@@ -478,6 +480,7 @@ agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
     }
     exp->reg = reg;
     exp->stem = agon__stem_of(path);
+    exp->path = strdup(path);
     exp->cfg = agon__config_load_overridden(path, sets, n_sets, diag);
     return experiment_resolve(exp, path, instantiate, diag);
 }
@@ -493,6 +496,7 @@ agon_experiment *agon_experiment_load_text(agon_registry *reg, const char *name,
     }
     exp->reg = reg;
     exp->stem = agon__stem_of(name);
+    exp->path = strdup(name);
     exp->cfg = agon_config_parse(text, strlen(text), name, diag);
     for (size_t i = 0; exp->cfg && i < n_sets; i++) {
         agon_error err = {0};
@@ -507,7 +511,7 @@ agon_experiment *agon_experiment_load_text(agon_registry *reg, const char *name,
 static agon_experiment *experiment_resolve(agon_experiment *exp, const char *path,
                                            bool instantiate, agon_diag *diag)
 {
-    if (!exp->cfg || !exp->stem || diag->count)
+    if (!exp->cfg || !exp->stem || !exp->path || diag->count)
         goto fail;
 
     const agon_node *root = agon_config_root(exp->cfg);
@@ -555,6 +559,7 @@ void agon_experiment_destroy(agon_experiment *exp)
     agon_config_destroy(exp->cfg);
     free(exp->yaml);
     free(exp->stem);
+    free(exp->path);
     free(exp->metrics);
     free(exp);
 }
@@ -572,6 +577,252 @@ const char *agon_experiment_run_id(const agon_experiment *exp)
 const agon_config *agon_experiment_config(const agon_experiment *exp)
 {
     return exp->cfg;
+}
+
+/* ---- memory ---------------------------------------------------------------------- */
+
+const agon_memory_estimate *agon_experiment_memory(const agon_experiment *exp)
+{
+    return exp->memory_known ? &exp->memory : NULL;
+}
+
+/* "68.7 GB": decimal units, as disks and most tools count. */
+static const char *format_bytes(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = {"kB", "MB", "GB", "TB", "PB", "EB"};
+    double v = (double)bytes / 1e3;
+    size_t u = 0;
+    while (v >= 1e3 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1e3;
+        u++;
+    }
+    snprintf(buf, cap, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+char *agon_memory_describe(const agon_memory_estimate *est, char *buf, size_t cap)
+{
+    char t[32], g[32], d[32], o[32], c[32], st[32], sa[32];
+    snprintf(buf, cap,
+             "about %s (G %s, D %s, optimizer state %s, checkpoint %s, step %s, samples %s)",
+             format_bytes(est->total, t, sizeof t), format_bytes(est->generator, g, sizeof g),
+             format_bytes(est->discriminator, d, sizeof d),
+             format_bytes(est->optimizers, o, sizeof o),
+             format_bytes(est->checkpoint, c, sizeof c), format_bytes(est->step, st, sizeof st),
+             format_bytes(est->samples, sa, sizeof sa));
+    return buf;
+}
+
+/* A "Key:   123 kB" line of a /proc file, in bytes. */
+static bool proc_bytes(const char *path, const char *key, uint64_t *out)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[256];
+    size_t klen = strlen(key);
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+            sscanf(line + klen + 1, "%llu", &kb) == 1) {
+            *out = kb > UINT64_MAX / 1024 ? UINT64_MAX : (uint64_t)kb * 1024;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* What this process can still get, and a phrase saying what bounds it:
+ * the machine's available memory and swap, or what a resource limit
+ * leaves after what the process holds already.  UINT64_MAX when nothing
+ * tells. */
+static uint64_t memory_available(const char **what)
+{
+    uint64_t best = UINT64_MAX, avail, swap = 0, used;
+    *what = "this machine can give";
+    if (proc_bytes("/proc/meminfo", "MemAvailable", &avail)) {
+        proc_bytes("/proc/meminfo", "SwapFree", &swap);
+        best = avail > UINT64_MAX - swap ? UINT64_MAX : avail + swap;
+    }
+    static const struct {
+        int resource;
+        const char *usage, *what;
+    } limits[] = {
+        {RLIMIT_AS, "VmSize", "the address-space limit leaves (ulimit -v)"},
+        {RLIMIT_DATA, "VmData", "the data-size limit leaves (ulimit -d)"},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i].resource, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+            continue;
+        if (!proc_bytes("/proc/self/status", limits[i].usage, &used))
+            used = 0;
+        uint64_t left = rl.rlim_cur > used ? (uint64_t)rl.rlim_cur - used : 0;
+        if (left < best) {
+            best = left;
+            *what = limits[i].what;
+        }
+    }
+    return best;
+}
+
+/* A key a run's size grows with, and what halving it would save. */
+typedef struct size_key {
+    char path[160];             /* "generator.hidden" */
+    const agon_node *node;      /* its value in the experiment's config */
+    uint64_t saving;
+} size_key;
+
+/* The total of `exp` with one key halved: the host setting at `offset` in
+ * agon_experiment (train.batch_size, ...), or, when `assignment` is given,
+ * a key of a network's section set on a copy of the resolved config.  0
+ * when the halved experiment cannot be planned. */
+static uint64_t total_halved(const agon_experiment *exp, const agon_dataset_info *info,
+                             size_t offset, const char *assignment)
+{
+    agon_experiment probe = *exp;
+    agon_config *cfg = NULL;
+    if (!assignment) {
+        *(int64_t *)((char *)&probe + offset) /= 2;
+    } else {
+        agon_diag diag;
+        agon_diag_init(&diag);
+        agon_error err = {0};
+        cfg = agon_config_parse(exp->yaml, strlen(exp->yaml), "probe", &diag);
+        agon_diag_fini(&diag);
+        if (!cfg || agon_config_set(cfg, assignment, 0, &err) != 0) {
+            agon_config_destroy(cfg);
+            return 0;
+        }
+        const agon_node *root = agon_config_root(cfg);
+        probe.cfg = cfg;
+        probe.generator.section = agon_node_get(root, "generator");
+        probe.discriminator.section = agon_node_get(root, "discriminator");
+        probe.g_optimizer.section = agon_node_get(root, "g_optimizer");
+        probe.d_optimizer.section = agon_node_get(root, "d_optimizer");
+    }
+    agon_memory_estimate est;
+    agon_error err = {0};
+    uint64_t total = agon__game_plan(&probe, info, &est, &err) == 0 ? est.total : 0;
+    agon_config_destroy(cfg);
+    return total;
+}
+
+/* "generator.hidden=[32768, 32768]" for an integer or a list of integers
+ * of at least 1 that halving changes; false for anything else. */
+static bool halved_assignment(const char *path, const agon_node *v, char *buf, size_t cap)
+{
+    int64_t x;
+    size_t used = (size_t)snprintf(buf, cap, "%s=", path);
+    if (agon_node_kind_of(v) == AGON_NODE_SCALAR) {
+        if (agon_node_quoted(v) || agon_node_to_int(v, &x, NULL) != 0 || x < 2)
+            return false;
+        snprintf(buf + used, cap - used, "%lld", (long long)(x / 2));
+        return true;
+    }
+    if (agon_node_kind_of(v) != AGON_NODE_SEQ || agon_node_len(v) == 0)
+        return false;
+    bool changes = false;
+    for (size_t i = 0; i < agon_node_len(v) && used < cap; i++) {
+        const agon_node *item = agon_node_at(v, i);
+        if (agon_node_kind_of(item) != AGON_NODE_SCALAR || agon_node_quoted(item) ||
+            agon_node_to_int(item, &x, NULL) != 0 || x < 1)
+            return false;
+        changes = changes || x >= 2;
+        used += (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "[",
+                                 (long long)(x > 1 ? x / 2 : 1));
+    }
+    if (used + 2 > cap)
+        return false;
+    memcpy(buf + used, "]", 2);
+    return changes;
+}
+
+/* Keeps the two keys that save the most, best first. */
+static void rank_key(size_key best[2], const char *path, const agon_node *node, uint64_t total,
+                     uint64_t halved)
+{
+    if (halved == 0 || halved >= total)
+        return;
+    size_key k = {.node = node, .saving = total - halved};
+    snprintf(k.path, sizeof k.path, "%s", path);
+    if (k.saving > best[0].saving) {
+        best[1] = best[0];
+        best[0] = k;
+    } else if (k.saving > best[1].saving) {
+        best[1] = k;
+    }
+}
+
+int agon__experiment_check_memory(const agon_experiment *exp, const agon_dataset_info *info,
+                                  agon_memory_estimate *est, agon_error *err)
+{
+    int rc = agon__game_plan(exp, info, est, err);
+    if (rc != 0)
+        return rc;
+    const char *what;
+    const uint64_t can = memory_available(&what);
+    if (est->total <= can)
+        return 0;
+
+    /* Which keys the size grows with: each is halved in turn, and the one
+     * that saves the most is named (the largest layer, or the batch). */
+    const agon_node *root = agon_config_root(exp->cfg);
+    size_key best[2] = {{.saving = 0}, {.saving = 0}};
+    static const struct {
+        const char *section, *key;
+        size_t offset;
+    } host[] = {
+        {"train", "batch_size", offsetof(agon_experiment, train.batch_size)},
+        {"train", "latent_dim", offsetof(agon_experiment, train.latent_dim)},
+        {"log", "n_samples", offsetof(agon_experiment, log.n_samples)},
+    };
+    char path[160], assignment[1024];
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
+        if (*(const int64_t *)((const char *)exp + host[i].offset) < 2)
+            continue;
+        snprintf(path, sizeof path, "%s.%s", host[i].section, host[i].key);
+        rank_key(best, path, agon_node_get(agon_node_get(root, host[i].section), host[i].key),
+                 est->total, total_halved(exp, info, host[i].offset, NULL));
+    }
+    const char *const nets[] = {"generator", "discriminator"};
+    for (size_t n = 0; n < 2; n++) {
+        const agon_node *section = agon_node_get(root, nets[n]);
+        for (size_t i = 0; i < agon_node_len(section); i++) {
+            const char *key = agon_node_key_at(section, i);
+            snprintf(path, sizeof path, "%s.%s", nets[n], key);
+            if (strcmp(key, "plugin") != 0 &&
+                halved_assignment(path, agon_node_at(section, i), assignment, sizeof assignment))
+                rank_key(best, path, agon_node_at(section, i), est->total,
+                         total_halved(exp, info, 0, assignment));
+        }
+    }
+    if (best[0].saving == 0) {
+        /* Nothing halves: name the larger network's section. */
+        const char *name = est->generator >= est->discriminator ? nets[0] : nets[1];
+        snprintf(best[0].path, sizeof best[0].path, "%s", name);
+        best[0].node = agon_node_get(root, name);
+    }
+
+    /* The key where it was written; a --set value, or a default, which
+     * has no place in any file, after the experiment's file. */
+    char need[32], have[32], at[512];
+    const agon_node *node = best[0].node;
+    const bool written = node && agon_node_line(node) > 0;
+    if (written)
+        agon__pos_prefix(at, sizeof at, agon_node_file(node), agon_node_line(node),
+                         agon_node_col(node), best[0].path);
+    else
+        agon__pos_prefix(at, sizeof at, exp->path, 0, 0, best[0].path);
+    const bool from_set = written && strcmp(agon_node_file(node), "--set") == 0;
+    return agon_error_set(err, AGON_ECONFIG,
+                          "%s%s%sa run would need about %s of memory for train.batch_size %lld, "
+                          "more than the %s %s; lower %s%s%s",
+                          from_set ? exp->path : "", from_set ? ": " : "", at, format_bytes(est->total, need, sizeof need),
+                          (long long)exp->train.batch_size, format_bytes(can, have, sizeof have),
+                          what, best[0].path, best[1].saving ? " or " : "", best[1].path);
 }
 
 /* ---- comparing configs --------------------------------------------------------- */

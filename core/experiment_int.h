@@ -53,7 +53,17 @@ struct agon_experiment {
     size_t n_metrics;
     agon__train_settings train;
     agon__log_settings log;
+    char *path;                     /* the experiment file, as given */
+    agon_memory_estimate memory;    /* valid when memory_known (an instantiating load) */
+    bool memory_known;
 };
+
+/* Sizes a run of `exp` (agon__game_plan) into *est and refuses it, in one
+ * line naming the key whose halving saves the most, when it needs more
+ * memory than this process can get (AGON_ECONFIG); the game calls it
+ * before it allocates its networks. */
+int agon__experiment_check_memory(const agon_experiment *exp, const agon_dataset_info *info,
+                                  agon_memory_estimate *est, agon_error *err);
 
 /* When the environment sets AGON_KERNELS and the config's section
  * `section` (train) does not set `kernels`, writes the environment's value

@@ -380,6 +380,11 @@ static int cmd_validate(const cli_args *a)
     agon_experiment *exp = load_experiment(reg, a, &code);
     if (exp) {
         fputs(agon_experiment_yaml(exp), stdout);
+        /* A YAML comment: the output stays the resolved config. */
+        char memory[256];
+        const agon_memory_estimate *mem = agon_experiment_memory(exp);
+        if (mem)
+            printf("# memory: %s\n", agon_memory_describe(mem, memory, sizeof memory));
         agon_experiment_destroy(exp);
     }
     agon_registry_destroy(reg);

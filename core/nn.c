@@ -2,6 +2,7 @@
  * forward/backward driver (see agon/nn.h).  The layer kinds themselves live
  * in the other nn_*.c files. */
 #include "agon/nn.h"
+#include "nn_int.h"
 
 #include <assert.h>
 #include <math.h>
@@ -95,6 +96,14 @@ struct agon_net {
     size_t n_buffers, cap_buffers;
     agon_rng **rngs;
     size_t n_rngs, cap_rngs;
+    /* A planned network (agon_net_create_planned): `arena` is a planning
+     * arena; what a model takes through agon_net_arena is real and comes
+     * from `model_arena` (the arena itself when not planned), and storage a
+     * model reaches while it builds from `reached`, which is not counted
+     * (the planning arena counted it). */
+    bool planned, plan_finished;
+    agon_arena *model_arena;
+    agon_arena *reached;
 };
 
 static bool sample_shape_ok(const agon_shape *s)
@@ -109,6 +118,15 @@ static bool sample_shape_ok(const agon_shape *s)
     return true;
 }
 
+/* True when [batch, s...] floats (or s alone, batch 1) can be counted in
+ * elements and bytes without overflowing 64 bits. */
+static bool fits_64_bits(int64_t batch, const agon_shape *s)
+{
+    int64_t n;
+    return agon_shape_numel_checked(s, &n) && !__builtin_mul_overflow(n, batch, &n) &&
+           n <= INT64_MAX / (int64_t)sizeof(float);
+}
+
 static void format_dims(const agon_shape *s, char *buf, size_t cap)
 {
     /* The shape may be malformed (that is what is being reported), so it
@@ -121,7 +139,8 @@ static void format_dims(const agon_shape *s, char *buf, size_t cap)
     agon_shape_format(&c, buf, cap);
 }
 
-agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_error *err)
+static agon_net *net_create(const agon_shape *in_shape, int64_t max_batch, bool planned,
+                            agon_error *err)
 {
     char buf[128];
     if (!sample_shape_ok(in_shape)) {
@@ -139,6 +158,14 @@ agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_er
                        (long long)max_batch);
         return NULL;
     }
+    if (!fits_64_bits(max_batch, in_shape)) {
+        format_dims(in_shape, buf, sizeof buf);
+        agon_error_set(err, AGON_ECONFIG,
+                       "network: input %s for a batch of %lld has more elements than 64-bit "
+                       "sizes can count; use a smaller input or batch",
+                       buf, (long long)max_batch);
+        return NULL;
+    }
     agon_net *net = calloc(1, sizeof *net);
     if (!net) {
         agon_error_set(err, AGON_ENOMEM, "out of memory creating a network");
@@ -147,9 +174,11 @@ agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_er
     net->in_shape = *in_shape;
     net->max_batch = max_batch;
     net->batch_groups = 1;
-    net->arena = agon_arena_create(0, err);
-    if (!net->arena) {
-        free(net);
+    net->planned = planned;
+    net->arena = planned ? agon_arena_create_planning(err) : agon_arena_create(0, err);
+    net->model_arena = planned && net->arena ? agon_arena_create(0, err) : net->arena;
+    if (!net->arena || !net->model_arena) {
+        agon_net_destroy(net);
         return NULL;
     }
     agon_shape batched = agon_shape_batched(max_batch, in_shape);
@@ -158,6 +187,29 @@ agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_er
         return NULL;
     }
     return net;
+}
+
+agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch, agon_error *err)
+{
+    return net_create(in_shape, max_batch, false, err);
+}
+
+agon_net *agon_net_create_planned(const agon_shape *in_shape, int64_t max_batch,
+                                  agon_error *err)
+{
+    return net_create(in_shape, max_batch, true, err);
+}
+
+void agon_net_finish_plan(agon_net *net)
+{
+    net->plan_finished = true;
+}
+
+size_t agon_net_bytes(const agon_net *net)
+{
+    size_t core = agon_arena_used(net->arena);
+    size_t model = net->model_arena != net->arena ? agon_arena_used(net->model_arena) : 0;
+    return model > SIZE_MAX - core ? SIZE_MAX : core + model;
 }
 
 void agon_net_destroy(agon_net *net)
@@ -173,7 +225,10 @@ void agon_net_destroy(agon_net *net)
     free(net->params);
     free(net->buffers);
     free(net->rngs);
+    if (net->model_arena != net->arena)
+        agon_arena_destroy(net->model_arena);
     agon_arena_destroy(net->arena);
+    agon_arena_destroy(net->reached);
     free(net);
 }
 
@@ -208,7 +263,34 @@ const char *agon_net_layer_type(const agon_net *net, size_t i)
 
 agon_arena *agon_net_arena(agon_net *net)
 {
-    return net->arena;
+    return net->model_arena;
+}
+
+void *agon__net_alloc(agon_net *net, size_t bytes, agon_error *err)
+{
+    return agon_arena_alloc(net->arena, bytes, err);
+}
+
+int agon__net_floats(agon_net *net, float **out, int64_t n, agon_error *err)
+{
+    agon_tensor t;
+    agon_shape shape = agon_shape_make(1, &n);
+    int rc = agon_arena_tensor(net->arena, &t, &shape, err);
+    *out = rc == 0 ? t.data : NULL;
+    return rc;
+}
+
+/* Gives a tensor of a planned network real zeroed storage, once: a model
+ * that reaches it while building may write it (initialise a parameter). */
+static int reach(agon_net *net, agon_tensor *t, agon_error *err)
+{
+    if (!net->planned || t->data)
+        return 0;
+    if (!net->reached && !(net->reached = agon_arena_create(0, err)))
+        return AGON_ENOMEM;
+    /* The planning arena accepted the size, so it fits in bytes. */
+    t->data = agon_arena_alloc(net->reached, (size_t)agon_tensor_numel(t) * sizeof(float), err);
+    return t->data ? 0 : AGON_ENOMEM;
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem, agon_error *err)
@@ -259,6 +341,14 @@ static int add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
                               "dimensions, each at least 1",
                               idx, ops->type, buf, AGON_MAX_DIMS - 1);
     }
+    if (!fits_64_bits(net->max_batch, out_shape)) {
+        format_dims(out_shape, buf, sizeof buf);
+        return agon_error_set(err, AGON_ECONFIG,
+                              "layer %zu (%s): output %s for a batch of %lld has more elements "
+                              "than 64-bit sizes can count; use smaller layers or a smaller "
+                              "batch",
+                              idx, ops->type, buf, (long long)net->max_batch);
+    }
     assert(n_params == 0 || param_shapes);
     for (size_t p = 0; p < n_params; p++) {
         const char *pn = param_names ? param_names[p] : NULL;
@@ -281,6 +371,13 @@ static int add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
             return agon_error_set(err, AGON_EPLUGIN,
                                   "layer %zu (%s): parameter '%s' has invalid shape %s", idx,
                                   ops->type, pn, buf);
+        }
+        if (!fits_64_bits(1, ps)) {
+            format_dims(ps, buf, sizeof buf);
+            return agon_error_set(err, AGON_ECONFIG,
+                                  "layer %zu (%s): parameter '%s' of shape %s has more elements "
+                                  "than 64-bit sizes can count; use smaller layers",
+                                  idx, ops->type, pn, buf);
         }
     }
     if ((rc = grow((void **)&net->layers, &net->cap_layers, net->n_layers + 1,
@@ -326,15 +423,30 @@ static int add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
     return 0;
 }
 
-int agon_net_add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
-                       const agon_shape *out_shape, size_t n_params,
-                       const char *const *param_names, const agon_shape *param_shapes,
-                       agon_param **params_out, agon_error *err)
+int agon__net_add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
+                        const agon_shape *out_shape, size_t n_params,
+                        const char *const *param_names, const agon_shape *param_shapes,
+                        agon_param **params_out, agon_error *err)
 {
     int rc = add_layer(net, ops, state, out_shape, n_params, param_names, param_shapes,
                        params_out, err);
     if (rc != 0 && ops && ops->struct_size >= sizeof(agon_layer_ops) && ops->destroy)
         ops->destroy(state);
+    return rc;
+}
+
+int agon_net_add_layer(agon_net *net, const agon_layer_ops *ops, void *state,
+                       const agon_shape *out_shape, size_t n_params,
+                       const char *const *param_names, const agon_shape *param_shapes,
+                       agon_param **params_out, agon_error *err)
+{
+    int rc = agon__net_add_layer(net, ops, state, out_shape, n_params, param_names,
+                                 param_shapes, params_out, err);
+    /* The model initialises what it is handed, planned or not. */
+    for (size_t p = 0; rc == 0 && params_out && p < n_params; p++) {
+        if ((rc = reach(net, &(*params_out)[p].value, err)) == 0)
+            rc = reach(net, &(*params_out)[p].grad, err);
+    }
     return rc;
 }
 
@@ -347,6 +459,7 @@ static agon_tensor batch_view(const agon_tensor *buf, int64_t batch)
 
 const agon_tensor *agon_net_forward(agon_net *net, const agon_tensor *in, bool training)
 {
+    assert(!net->planned && "a planned network cannot run");
     assert(in && in->shape.ndim >= 1);
     int64_t batch = in->shape.dim[0];
     assert(batch >= 1 && batch <= net->max_batch);
@@ -435,7 +548,10 @@ agon_param *agon_net_param(agon_net *net, size_t i)
 {
     if (i >= net->n_params)
         return NULL;
-    return net->params[i];
+    agon_param *p = net->params[i];
+    if (net->plan_finished)
+        return p;
+    return reach(net, &p->value, NULL) == 0 && reach(net, &p->grad, NULL) == 0 ? p : NULL;
 }
 
 int64_t agon_net_param_numel(const agon_net *net)
@@ -498,6 +614,8 @@ int agon_net_add_buffer(agon_net *net, const char *name, const agon_shape *shape
         return rc;
     snprintf(b->name, sizeof b->name, "%zu.%s", idx, name);
     net->buffers[net->n_buffers++] = b;
+    if (out && (rc = reach(net, &b->value, err)) != 0)
+        return rc;
     if (out)
         *out = b->value;
     return 0;
@@ -512,7 +630,10 @@ agon_buffer *agon_net_buffer(agon_net *net, size_t i)
 {
     if (i >= net->n_buffers)
         return NULL;
-    return net->buffers[i];
+    agon_buffer *b = net->buffers[i];
+    if (net->plan_finished)
+        return b;
+    return reach(net, &b->value, NULL) == 0 ? b : NULL;
 }
 
 /* ---- random streams -------------------------------------------------------------- */

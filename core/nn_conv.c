@@ -411,10 +411,18 @@ static int64_t chunk_samples(int64_t ckk, int64_t ohw, int64_t max_batch)
     return n < max_batch ? n : max_batch;
 }
 
-static bool arena_floats(agon_arena *arena, float **out, int64_t n, agon_error *err)
+static bool net_floats(agon_net *net, float **out, int64_t n, agon_error *err)
 {
-    *out = agon_arena_alloc(arena, (size_t)n * sizeof(float), err);
-    return *out != NULL;
+    return agon__net_floats(net, out, n, err) == 0;
+}
+
+static int image_too_large(size_t idx, const char *type, int64_t h, int64_t w, int64_t sh,
+                           int64_t sw, agon_error *err)
+{
+    return agon_error_set(err, AGON_ECONFIG,
+                          "layer %zu (%s): a %lldx%lld image with stride %lldx%lld has more "
+                          "elements than 64-bit sizes can count; use a smaller input or stride",
+                          idx, type, (long long)h, (long long)w, (long long)sh, (long long)sw);
 }
 
 static int check_spec(const agon_conv_spec *sp, const char *type, size_t idx,
@@ -514,6 +522,10 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
         out_h = (in_h + 2 * ph - kh) / sh + 1;
         out_w = (in_w + 2 * pw - kw) / sw + 1;
     } else {
+        /* In double first: a tall input times a large stride must not wrap. */
+        if ((double)in_h * (double)sh + (double)kh > (double)INT64_MAX / 4 ||
+            (double)in_w * (double)sw + (double)kw > (double)INT64_MAX / 4)
+            return image_too_large(idx, type, in_h, in_w, sh, sw, err);
         out_h = (in_h - 1) * sh - 2 * ph + kh + sp->output_pad_h;
         out_w = (in_w - 1) * sw - 2 * pw + kw + sp->output_pad_w;
         if (out_h < 1 || out_w < 1)
@@ -532,17 +544,24 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     const int64_t H = transposed ? out_h : in_h, W = transposed ? out_w : in_w;
     const int64_t OH = transposed ? in_h : out_h, OW = transposed ? in_w : out_w;
     const int64_t max_batch = agon_net_max_batch(net);
-    const int64_t ckk = C * kh * kw, ohw = OH * OW;
     /* gemm takes int dimensions (a chunk has fewer than CHUNK_COLUMNS +
      * ohw columns); checked in double so that nothing overflows. */
-    if ((double)ckk > INT_MAX || (double)K > INT_MAX ||
-        (double)ohw + CHUNK_COLUMNS > INT_MAX)
+    if ((double)C * (double)kh * (double)kw > INT_MAX || (double)K > INT_MAX ||
+        (double)OH * (double)OW + CHUNK_COLUMNS > INT_MAX)
         return agon_error_set(err, AGON_ECONFIG,
                               "layer %zu (%s): %lld channels with kernel %lldx%lld and a "
                               "%lldx%lld grid exceed gemm's int sizes; use fewer channels or "
                               "a smaller input",
                               idx, type, (long long)C, (long long)kh, (long long)kw,
                               (long long)OH, (long long)OW);
+    const int64_t ckk = C * kh * kw, ohw = OH * OW;
+    /* The image side and its stride phases (below) are sized from H and W,
+     * which a large stride can make far larger than the grid. */
+    const double phase_floats = (double)sh * (double)sw * ((double)(H + 2 * ph) / sh + 1) *
+                                ((double)(W + 2 * pw) / sw + 1);
+    if ((double)C * (double)H * (double)W * (double)max_batch > (double)INT64_MAX / 4 ||
+        phase_floats > (double)INT64_MAX / 4)
+        return image_too_large(idx, type, H, W, sh, sw, err);
 
     conv_state *s = calloc(1, sizeof *s);
     if (!s)
@@ -569,14 +588,13 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     s->Wq = (W + 2 * pw + sw - 1) / sw;
     s->chunk = chunk_samples(ckk, ohw, max_batch);
 
-    agon_arena *arena = agon_net_arena(net);
     const int64_t chunk_cols = s->chunk * ohw;
     const int64_t phases = sh * sw * s->Hq * s->Wq;
-    int64_t *tables = agon_arena_alloc(arena, (size_t)(3 * sw + kh * kw) * sizeof(int64_t), err);
-    bool got = tables && arena_floats(arena, &s->phase_in, phases, err) &&
-               arena_floats(arena, &s->phase_acc, phases, err) &&
-               arena_floats(arena, &s->cols, ckk * chunk_cols, err) &&
-               (s->chunk == 1 || arena_floats(arena, &s->grid_t, K * chunk_cols, err));
+    int64_t *tables = agon__net_alloc(net, (size_t)(3 * sw + kh * kw) * sizeof(int64_t), err);
+    bool got = tables && net_floats(net, &s->phase_in, phases, err) &&
+               net_floats(net, &s->phase_acc, phases, err) &&
+               net_floats(net, &s->cols, ckk * chunk_cols, err) &&
+               (s->chunk == 1 || net_floats(net, &s->grid_t, K * chunk_cols, err));
     if (!got) {
         free(s);
         return AGON_ENOMEM;
@@ -605,8 +623,8 @@ static int add_conv(agon_net *net, const agon_conv_spec *sp, bool transposed, ag
     shapes[1] = agon_shape_make(1, (int64_t[]){sp->out_channels});
     agon_shape out_shape = agon_shape_make(3, (int64_t[]){sp->out_channels, out_h, out_w});
     agon_param *params = NULL;
-    rc = agon_net_add_layer(net, transposed ? &convt_ops : &conv_ops, s, &out_shape,
-                            sp->bias ? 2 : 1, names, shapes, &params, err);
+    rc = agon__net_add_layer(net, transposed ? &convt_ops : &conv_ops, s, &out_shape,
+                             sp->bias ? 2 : 1, names, shapes, &params, err);
     if (rc != 0)
         return rc;
     /* PyTorch's fans: dims 1 and 0 of the weight times the kernel area. */

@@ -87,6 +87,8 @@ void agon__init_layer_params(agon_param *params, bool bias, int64_t fan_in, int6
 {
     const double gain = gain_or_default > 0.0f ? (double)gain_or_default : default_gain(init);
     float *w = params[0].value.data;
+    if (!w)
+        return;     /* a planned network: nothing to initialise */
     size_t nw = (size_t)agon_tensor_numel(&params[0].value);
     switch (init) {
     case AGON_INIT_DEFAULT_UNIFORM: {
@@ -153,8 +155,8 @@ int agon_net_add_linear(agon_net *net, int64_t out_features, bool bias, agon_ini
     shapes[1] = agon_shape_make(1, &out_features);
     agon_shape out_shape = agon_shape_make(1, &out_features);
     agon_param *params = NULL;
-    int rc = agon_net_add_layer(net, &linear_ops, s, &out_shape, bias ? 2 : 1, names, shapes,
-                                &params, err);
+    int rc = agon__net_add_layer(net, &linear_ops, s, &out_shape, bias ? 2 : 1, names, shapes,
+                                 &params, err);
     if (rc != 0)
         return rc;
     agon__init_layer_params(params, bias, in_features, out_features, init, gain, rng);

@@ -31,6 +31,7 @@
  * PyTorch refuses such a batch; forward cannot fail here, so model builders
  * must not ask for it. */
 #include "agon/nn.h"
+#include "nn_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -376,10 +377,10 @@ int agon_net_add_batchnorm(agon_net *net, float momentum, float eps, bool affine
     int64_t S = agon_shape_numel(&shape) / C;
     int64_t slots = slot_capacity(C, S);
     size_t stats = (size_t)agon_net_max_batch(net) * (size_t)C;
-    float *f = agon_arena_alloc(agon_net_arena(net),
-                                (2 * stats + 6 * (size_t)slots) * sizeof(float), err);
-    if (!f)
-        return AGON_ENOMEM;
+    float *f;
+    int rc = agon__net_floats(net, &f, (int64_t)(2 * stats + 6 * (size_t)slots), err);
+    if (rc != 0)
+        return rc;
     bn_state *s = calloc(1, sizeof *s);
     if (!s)
         return agon_error_set(err, AGON_ENOMEM, "out of memory adding a batchnorm layer");
@@ -390,23 +391,25 @@ int agon_net_add_batchnorm(agon_net *net, float momentum, float eps, bool affine
     s->eps = eps;
     s->affine = affine;
     s->last_groups = 1;
-    s->mean = f;
-    s->invstd = f + stats;
     s->slots = slots;
-    float *p = f + 2 * stats;
-    float **slot_arrays[] = {&s->t1, &s->t2, &s->sm, &s->sa, &s->sb, &s->sd};
-    for (size_t i = 0; i < sizeof slot_arrays / sizeof slot_arrays[0]; i++, p += slots)
-        *slot_arrays[i] = p;
+    if (f) {    /* a planned network has none */
+        s->mean = f;
+        s->invstd = f + stats;
+        float *p = f + 2 * stats;
+        float **slot_arrays[] = {&s->t1, &s->t2, &s->sm, &s->sa, &s->sb, &s->sd};
+        for (size_t i = 0; i < sizeof slot_arrays / sizeof slot_arrays[0]; i++, p += slots)
+            *slot_arrays[i] = p;
+    }
 
     static const char *const names[] = {"weight", "bias"};
     agon_shape cs = agon_shape_make(1, &C);
     agon_shape shapes[2] = {cs, cs};
     agon_param *params = NULL;
-    int rc = agon_net_add_layer(net, &bn_ops, s, &shape, affine ? 2 : 0, names, shapes,
-                                &params, err);
+    rc = agon__net_add_layer(net, &bn_ops, s, &shape, affine ? 2 : 0, names, shapes, &params,
+                             err);
     if (rc != 0)
         return rc;
-    if (affine)
+    if (affine && params[0].value.data)
         fill(params[0].value.data, C, 1.0f);
     /* The layer is in the network from here on: a failure leaves it without
      * running statistics, and the caller has to destroy the network. */

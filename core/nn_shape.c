@@ -3,6 +3,7 @@
  * Data is dense and row-major, so a reshape leaves every value where it
  * is: the layer only copies, because each layer owns its output buffer. */
 #include "agon/nn.h"
+#include "nn_int.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -137,10 +138,12 @@ int agon_net_add_dropout(agon_net *net, float p, agon_rng *rng, agon_error *err)
         return agon_error_set(err, AGON_EINTERNAL,
                               "layer %zu (dropout): no random stream given for the mask", idx);
     agon_shape shape = agon_net_out_shape(net);
+    /* The network checked that its layers' batched outputs fit in 64 bits. */
     int64_t n = agon_net_max_batch(net) * agon_shape_numel(&shape);
-    float *mask = agon_arena_alloc(agon_net_arena(net), (size_t)n * sizeof(float), err);
-    if (!mask)
-        return AGON_ENOMEM;
+    float *mask;
+    int rc = agon__net_floats(net, &mask, n, err);
+    if (rc != 0)
+        return rc;
     dropout_state *s = calloc(1, sizeof *s);
     if (!s)
         return agon_error_set(err, AGON_ENOMEM, "out of memory adding a dropout layer");
@@ -149,7 +152,7 @@ int agon_net_add_dropout(agon_net *net, float p, agon_rng *rng, agon_error *err)
     s->threshold = (uint32_t)llround((double)p * 4294967296.0);
     s->scale = (float)(1.0 / (1.0 - (double)p));
     s->mask = mask;
-    int rc = agon_net_add_layer(net, &dropout_ops, s, &shape, 0, NULL, NULL, NULL, err);
+    rc = agon_net_add_layer(net, &dropout_ops, s, &shape, 0, NULL, NULL, NULL, err);
     /* The layer owns s from here on, also when registering fails. */
     return rc != 0 ? rc : agon_net_add_rng(net, &s->rng, err);
 }

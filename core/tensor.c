@@ -18,6 +18,17 @@ int64_t agon_shape_numel(const agon_shape *shape)
     return n;
 }
 
+bool agon_shape_numel_checked(const agon_shape *shape, int64_t *numel)
+{
+    int64_t n = 1;
+    for (int i = 0; i < shape->ndim; i++) {
+        if (__builtin_mul_overflow(n, shape->dim[i], &n))
+            return false;
+    }
+    *numel = n;
+    return true;
+}
+
 agon_shape agon_shape_make(int ndim, const int64_t *dims)
 {
     assert(ndim >= 0 && ndim <= AGON_MAX_DIMS);
@@ -139,6 +150,7 @@ struct agon_arena {
     arena_block *cur;
     size_t used;
     size_t n_blocks;
+    bool planning;          /* tensors are counted, not held */
 };
 
 static size_t round_up(size_t n)
@@ -157,6 +169,14 @@ agon_arena *agon_arena_create(size_t block_bytes, agon_error *err)
     return a;
 }
 
+agon_arena *agon_arena_create_planning(agon_error *err)
+{
+    agon_arena *a = agon_arena_create(0, err);
+    if (a)
+        a->planning = true;
+    return a;
+}
+
 void agon_arena_destroy(agon_arena *arena)
 {
     if (!arena)
@@ -169,6 +189,12 @@ void agon_arena_destroy(agon_arena *arena)
         b = next;
     }
     free(arena);
+}
+
+/* Saturating: a plan may add up to more than any memory holds. */
+static void count_used(agon_arena *arena, size_t bytes)
+{
+    arena->used = bytes > SIZE_MAX - arena->used ? SIZE_MAX : arena->used + bytes;
 }
 
 static arena_block *block_new(size_t size)
@@ -224,16 +250,30 @@ void *agon_arena_alloc(agon_arena *arena, size_t bytes, agon_error *err)
     if (bytes)
         memset(p, 0, bytes);
     b->used += need;
-    arena->used += bytes;
+    count_used(arena, bytes);
     return p;
 }
 
 int agon_arena_tensor(agon_arena *arena, agon_tensor *t, const agon_shape *shape,
                       agon_error *err)
 {
-    int64_t n = agon_shape_numel(shape);
+    int64_t n;
+    if (!agon_shape_numel_checked(shape, &n) || (uint64_t)n > SIZE_MAX / sizeof(float)) {
+        char buf[128];
+        return agon_error_set(err, AGON_ENOMEM,
+                              "out of memory: a tensor of shape %s has more bytes than 64 bits "
+                              "can count",
+                              agon_shape_format(shape, buf, sizeof buf));
+    }
     assert(n >= 0);
-    float *p = agon_arena_alloc(arena, (size_t)n * sizeof(float), err);
+    const size_t bytes = (size_t)n * sizeof(float);
+    if (arena->planning) {
+        count_used(arena, bytes);
+        t->data = NULL;
+        t->shape = *shape;
+        return 0;
+    }
+    float *p = agon_arena_alloc(arena, bytes, err);
     if (!p)
         return AGON_ENOMEM;
     t->data = p;

@@ -139,6 +139,7 @@ struct game {
     float *g_buffers_saved;
     size_t g_buffers_numel;
     volatile sig_atomic_t *stop_flag;   /* may be NULL */
+    agon_memory_estimate memory;        /* sized before anything large was allocated */
 };
 
 /* Long evaluations (metrics drawing many samples) check this between
@@ -267,13 +268,16 @@ static void optimizer_teardown(optimizer *opt)
 
 static int build_net(game *g, const agon__choice *choice, agon_role role,
                      const agon_shape *in_shape, const agon_shape *out_shape,
-                     int64_t max_batch, agon_net **out, agon_error *err)
+                     int64_t max_batch, bool planned, agon_net **out, agon_error *err)
 {
-    *out = agon_net_create(in_shape, max_batch, err);
+    *out = planned ? agon_net_create_planned(in_shape, max_batch, err)
+                   : agon_net_create(in_shape, max_batch, err);
     if (!*out)
         return err && err->code ? err->code : AGON_ENOMEM;
     const agon_model_vtable *vt = choice->component->vtable;
     int rc = vt->build(choice->section, role, out_shape, *out, &g->rng_init, err);
+    if (rc == 0 && planned)
+        agon_net_finish_plan(*out);
     if (rc != 0) {
         /* Layer-level messages know no file; name the section that built them. */
         if (err && !strstr(err->message, agon_node_file(choice->section)))
@@ -354,12 +358,127 @@ static void game_teardown(game *g)
     memset(g, 0, sizeof *g);
 }
 
+/* The per-sample shapes the networks are built for: G's input z (the
+ * latent, with a conditional run's one-hot label) and D's input (a sample,
+ * with the label as channels or features).  They come from the dataset,
+ * so their sizes are checked before anything multiplies them. */
+static int game_shapes(game *g, agon_shape *z_shape, agon_shape *d_shape, agon_error *err)
+{
+    const agon_experiment *exp = g->exp;
+    *d_shape = g->info.sample_shape;
+    if (exp->train.conditional) {
+        if (g->info.n_classes <= 0) {
+            const agon_node *train = agon_node_get(agon_config_root(exp->cfg), "train");
+            return agon_node_error(err, AGON_ECONFIG, agon_node_get(train, "conditional"),
+                                   "a conditional GAN needs class labels, and dataset '%s' "
+                                   "has none; use conditional: none or a labelled dataset",
+                                   exp->dataset.component->name);
+        }
+        g->n_classes = g->info.n_classes;
+    }
+    int64_t g_in;
+    /* Labels join images as channels (dim 0) and vectors as features. */
+    if (!agon_shape_numel_checked(&g->info.sample_shape, &g->sample_numel) ||
+        __builtin_add_overflow(d_shape->dim[0], g->n_classes, &d_shape->dim[0]) ||
+        !agon_shape_numel_checked(d_shape, &g->d_in_numel) ||
+        __builtin_add_overflow(exp->train.latent_dim, g->n_classes, &g_in)) {
+        char buf[128];
+        return agon_node_error(err, AGON_ECONFIG, exp->dataset.section,
+                               "dataset '%s': samples of shape %s with %lld classes have more "
+                               "elements than 64-bit sizes can count; use smaller samples",
+                               exp->dataset.component->name,
+                               agon_shape_format(&g->info.sample_shape, buf, sizeof buf),
+                               (long long)g->info.n_classes);
+    }
+    *z_shape = agon_shape_make(1, &g_in);
+    return 0;
+}
+
+/* Arena bytes handed out since `mark`, which moves on to now (a planning
+ * arena's count stops at SIZE_MAX, so this never wraps). */
+static uint64_t arena_since(const agon_arena *arena, size_t *mark)
+{
+    size_t now = agon_arena_used(arena), since = now - *mark;
+    *mark = now;
+    return since;
+}
+
+/* Builds the networks and allocates everything the step holds, in this
+ * order.  With `planned` the networks are planned and g->arena a planning
+ * arena: nothing large gets storage, and *parts (when not NULL) receives
+ * what each part takes. */
+static int game_alloc(game *g, const agon_shape *z_shape, const agon_shape *d_shape,
+                      bool planned, agon_memory_estimate *parts, agon_error *err)
+{
+    const agon_experiment *exp = g->exp;
+    const int64_t batch = exp->train.batch_size;
+    int64_t one = 1;
+    agon_shape logit_shape = agon_shape_make(1, &one);
+    int rc = build_net(g, &exp->generator, AGON_ROLE_GENERATOR, z_shape, &g->info.sample_shape,
+                       batch, planned, &g->G, err);
+    if (rc == 0)
+        rc = build_net(g, &exp->discriminator, AGON_ROLE_DISCRIMINATOR, d_shape, &logit_shape,
+                       2 * batch, planned, &g->D, err);
+    if (rc != 0)
+        return rc;
+
+    size_t mark = agon_arena_used(g->arena);
+    rc = optimizer_setup(g, &g->opt_g, &exp->g_optimizer, g->G, err);
+    if (rc == 0)
+        rc = optimizer_setup(g, &g->opt_d, &exp->d_optimizer, g->D, err);
+    if (rc != 0)
+        return rc;
+    const uint64_t optimizers = arena_since(g->arena, &mark);
+
+    agon_shape zb = agon_shape_batched(batch, z_shape);
+    agon_shape db = agon_shape_batched(2 * batch, d_shape);
+    if ((rc = agon_arena_tensor(g->arena, &g->z, &zb, err)) != 0 ||
+        (rc = agon_arena_tensor(g->arena, &g->d_in, &db, err)) != 0)
+        return rc;
+    g->d_grad = agon_arena_alloc(g->arena, (size_t)(2 * batch) * sizeof(float), err);
+    g->g_grad = agon_arena_alloc(g->arena, (size_t)batch * sizeof(float), err);
+    g->real_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
+    g->fake_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
+    if (!g->d_grad || !g->g_grad || !g->real_labels || !g->fake_labels)
+        return AGON_ENOMEM;
+    if (g->n_classes > 0) {
+        agon_shape xb = agon_shape_batched(batch, &g->info.sample_shape);
+        if ((rc = agon_arena_tensor(g->arena, &g->real_x, &xb, err)) != 0 ||
+            (rc = agon_arena_tensor(g->arena, &g->g_dx, &xb, err)) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < agon_net_buffer_count(g->G); i++)
+        g->g_buffers_numel += (size_t)agon_tensor_numel(&agon_net_buffer(g->G, i)->value);
+    if (g->g_buffers_numel > 0) {
+        agon_tensor saved;
+        agon_shape shape = agon_shape_make(1, (int64_t[]){(int64_t)g->g_buffers_numel});
+        if ((rc = agon_arena_tensor(g->arena, &saved, &shape, err)) != 0)
+            return rc;
+        g->g_buffers_saved = saved.data;
+    }
+    const uint64_t step = arena_since(g->arena, &mark);
+
+    int64_t n_samples = exp->log.n_samples;
+    agon_shape sz = agon_shape_batched(n_samples, z_shape);
+    agon_shape sx = agon_shape_batched(n_samples, &g->info.sample_shape);
+    if ((rc = agon_arena_tensor(g->arena, &g->sample_z, &sz, err)) != 0 ||
+        (rc = agon_arena_tensor(g->arena, &g->sample_x, &sx, err)) != 0)
+        return rc;
+    if (parts) {
+        parts->generator = agon_net_bytes(g->G);
+        parts->discriminator = agon_net_bytes(g->D);
+        parts->optimizers = optimizers;
+        parts->step = step;
+        parts->samples = arena_since(g->arena, &mark);
+    }
+    return 0;
+}
+
 static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
 {
     memset(g, 0, sizeof *g);
     g->exp = exp;
     g->ts = &exp->train;
-    const int64_t batch = exp->train.batch_size;
     const int64_t latent = exp->train.latent_dim;
     int rc;
 
@@ -378,72 +497,21 @@ static int game_setup(game *g, const agon_experiment *exp, agon_error *err)
         g->data_state = NULL;
         return rc;
     }
-    g->sample_numel = agon_shape_numel(&g->info.sample_shape);
-
-    agon_shape d_shape = g->info.sample_shape;
-    if (exp->train.conditional) {
-        if (g->info.n_classes <= 0) {
-            const agon_node *train = agon_node_get(agon_config_root(exp->cfg), "train");
-            return agon_node_error(err, AGON_ECONFIG, agon_node_get(train, "conditional"),
-                                   "a conditional GAN needs class labels, and dataset '%s' "
-                                   "has none; use conditional: none or a labelled dataset",
-                                   exp->dataset.component->name);
-        }
-        g->n_classes = g->info.n_classes;
-        /* Labels join images as channels (dim 0) and vectors as features. */
-        d_shape.dim[0] += g->n_classes;
-    }
-    g->d_in_numel = agon_shape_numel(&d_shape);
-    int64_t g_in = latent + g->n_classes;
-    agon_shape z_shape = agon_shape_make(1, &g_in);
-    int64_t one = 1;
-    agon_shape logit_shape = agon_shape_make(1, &one);
-    rc = build_net(g, &exp->generator, AGON_ROLE_GENERATOR, &z_shape, &g->info.sample_shape,
-                   batch, &g->G, err);
+    agon_shape z_shape, d_shape;
+    rc = game_shapes(g, &z_shape, &d_shape, err);
+    /* Sized first, so that a run too large for this machine is refused
+     * before it allocates. */
     if (rc == 0)
-        rc = build_net(g, &exp->discriminator, AGON_ROLE_DISCRIMINATOR, &d_shape,
-                       &logit_shape, 2 * batch, &g->D, err);
+        rc = agon__experiment_check_memory(exp, &g->info, &g->memory, err);
+    if (rc == 0)
+        rc = game_alloc(g, &z_shape, &d_shape, false, NULL, err);
     if (rc != 0)
         return rc;
-
     g->loss = exp->loss.component->vtable;
-    rc = optimizer_setup(g, &g->opt_g, &exp->g_optimizer, g->G, err);
-    if (rc == 0)
-        rc = optimizer_setup(g, &g->opt_d, &exp->d_optimizer, g->D, err);
-    if (rc != 0)
-        return rc;
 
-    agon_shape zb = agon_shape_batched(batch, &z_shape);
-    agon_shape db = agon_shape_batched(2 * batch, &d_shape);
-    int64_t n_samples = exp->log.n_samples;
-    agon_shape sz = agon_shape_batched(n_samples, &z_shape);
-    agon_shape sx = agon_shape_batched(n_samples, &g->info.sample_shape);
-    if ((rc = agon_arena_tensor(g->arena, &g->z, &zb, err)) != 0 ||
-        (rc = agon_arena_tensor(g->arena, &g->d_in, &db, err)) != 0 ||
-        (rc = agon_arena_tensor(g->arena, &g->sample_z, &sz, err)) != 0 ||
-        (rc = agon_arena_tensor(g->arena, &g->sample_x, &sx, err)) != 0)
-        return rc;
-    g->d_grad = agon_arena_alloc(g->arena, (size_t)(2 * batch) * sizeof(float), err);
-    g->g_grad = agon_arena_alloc(g->arena, (size_t)batch * sizeof(float), err);
-    g->real_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
-    g->fake_labels = agon_arena_alloc(g->arena, (size_t)batch * sizeof(int32_t), err);
-    if (!g->d_grad || !g->g_grad || !g->real_labels || !g->fake_labels)
-        return AGON_ENOMEM;
-    if (g->n_classes > 0) {
-        agon_shape xb = agon_shape_batched(batch, &g->info.sample_shape);
-        if ((rc = agon_arena_tensor(g->arena, &g->real_x, &xb, err)) != 0 ||
-            (rc = agon_arena_tensor(g->arena, &g->g_dx, &xb, err)) != 0)
-            return rc;
-    }
-    for (size_t i = 0; i < agon_net_buffer_count(g->G); i++)
-        g->g_buffers_numel += (size_t)agon_tensor_numel(&agon_net_buffer(g->G, i)->value);
-    if (g->g_buffers_numel > 0) {
-        g->g_buffers_saved = agon_arena_alloc(g->arena, g->g_buffers_numel * sizeof(float), err);
-        if (!g->g_buffers_saved)
-            return AGON_ENOMEM;
-    }
     /* The fixed latent batch comes from its own stream so that snapshots
      * are comparable over time and leave training's draws alone. */
+    const int64_t n_samples = exp->log.n_samples, g_in = z_shape.dim[0];
     if (g->n_classes == 0) {
         fill_latent(g, &g->rng_samples, g->sample_z.data,
                     (size_t)agon_tensor_numel(&g->sample_z));
@@ -468,7 +536,55 @@ int agon__experiment_check_build(agon_experiment *exp, agon_error *err)
 {
     game g;
     int rc = game_setup(&g, exp, err);
+    if (rc == 0) {
+        exp->memory = g.memory;
+        exp->memory_known = true;
+    }
     game_teardown(&g);
+    return rc;
+}
+
+static int64_t ckpt_float_state(game *g, float *out, const float *in);
+
+/* A plan may add up to more than 64 bits count: it stops at the most. */
+static uint64_t add_saturated(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
+int agon__game_plan(const agon_experiment *exp, const agon_dataset_info *info,
+                    agon_memory_estimate *est, agon_error *err)
+{
+    game p;
+    memset(&p, 0, sizeof p);
+    memset(est, 0, sizeof *est);
+    p.exp = exp;
+    p.ts = &exp->train;
+    p.info = *info;
+    /* A model may draw while it builds (what it initialises itself). */
+    agon_rng_seed(&p.rng_init, exp->seed, "init");
+    agon_shape z_shape, d_shape;
+    p.arena = agon_arena_create_planning(err);
+    int rc = p.arena ? game_shapes(&p, &z_shape, &d_shape, err) : AGON_ENOMEM;
+    if (rc == 0)
+        rc = game_alloc(&p, &z_shape, &d_shape, true, est, err);
+    if (rc == 0) {
+        const uint64_t parts[] = {est->generator, est->discriminator, est->optimizers,
+                                  est->step, est->samples};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            est->total = add_saturated(est->total, parts[i]);
+        /* The checkpoint copies what the networks and optimizers hold, so
+         * below 2^62 bytes of them its element count cannot wrap. */
+        est->checkpoint = est->total < ((uint64_t)1 << 62)
+                              ? (uint64_t)ckpt_float_state(&p, NULL, NULL) * sizeof(float) + 1
+                              : est->total;
+        est->total = add_saturated(est->total, est->checkpoint);
+    }
+    optimizer_teardown(&p.opt_g);
+    optimizer_teardown(&p.opt_d);
+    agon_net_destroy(p.G);
+    agon_net_destroy(p.D);
+    agon_arena_destroy(p.arena);
     return rc;
 }
 

@@ -9,4 +9,12 @@
  * plugin-specific checks) surface before training.  0 or a failure code. */
 int agon__experiment_check_build(agon_experiment *exp, agon_error *err);
 
+/* Sizes what a run of `exp` on data described by `info` holds (see
+ * agon_memory_estimate), by building its networks planned and allocating
+ * the step's buffers in a planning arena: nothing large is allocated.
+ * 0, or the failure of a build that could not be planned (shapes that do
+ * not fit in 64 bits among them). */
+int agon__game_plan(const agon_experiment *exp, const agon_dataset_info *info,
+                    agon_memory_estimate *est, agon_error *err);
+
 #endif /* AGON_TRAIN_INT_H */

@@ -15,6 +15,9 @@ cd "$T"
 contains() { # NAME FILE TEXT
   if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2: $(head -c 600 "$2")"; fi
 }
+matches() { # NAME FILE EXTENDED-REGEX (of a whole line)
+  if grep -qEx -- "$3" "$2"; then ok "$1"; else bad "$1: /$3/ not in $2: $(head -c 600 "$2")"; fi
+}
 
 # ---- help, plugins, validate ---------------------------------------------
 expect "help" 0 "" -- "$AGON" --help
@@ -27,6 +30,9 @@ for name in minimax nonsaturating mlp gaussian_mixture mode_coverage adam sgd; d
 done
 expect "validate ring8" 0 "" -- "$AGON" validate "$SRC/experiments/ring8.yaml"
 contains "validate prints resolved defaults" out.txt "freeze_d_from: -1"
+if [ "$(tail -n 1 out.txt)" = "# memory: about 8.2 MB (G 2.6 MB, D 4.4 MB, optimizer state 339.8 kB, checkpoint 505.4 kB, step 149.5 kB, samples 270.3 kB)" ]; then
+  ok "validate ends with the memory estimate, a YAML comment"
+else bad "validate ends with the memory estimate: $(tail -n 1 out.txt)"; fi
 for f in "$SRC"/experiments/*.yaml; do
   expect "validate $(basename "$f")" 0 "" -- "$AGON" validate "$f"
 done
@@ -109,6 +115,41 @@ contains "plugins names the broken file" err.txt "wrong_abi.so: plugin abi faile
 
 expect "missing plugin dir" 4 "*" -- "$AGON" plugins --plugin-path "$T/nope"
 contains "missing plugin dir names it" err.txt "$T/nope"
+
+# ---- memory: sized before anything large is allocated -----------------------
+cat >big.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+generator:
+  hidden: [65536, 65536]
+EOF
+cat >huge.yaml <<EOF
+base: $SRC/experiments/ring8.yaml
+train:
+  latent_dim: 1048576
+  batch_size: 1048576
+EOF
+# 13.2 TB is more than any machine gives, so no limit is needed.
+expect "an experiment larger than the machine is refused" 3 "*" -- "$AGON" validate huge.yaml
+matches "the refusal names the key that dominates" err.txt \
+  "huge\.yaml:4:15: train\.batch_size: a run would need about 13\.2 TB of memory for train\.batch_size 1048576, more than the [0-9.]+ [kMGT]B (this machine can give|the (address-space|data-size) limit leaves \(ulimit -[vd]\)); lower train\.batch_size or train\.latent_dim"
+# Under an address-space limit, whatever the machine has: refused at once
+# (exit 3), not by a failing allocation (exit 1) or the OOM killer.  The
+# sanitizers reserve terabytes of address space, so there a limit cannot
+# be set.
+if grep -q '^AGON_SANITIZE:BOOL=ON' "$3/CMakeCache.txt" 2>/dev/null; then
+  ok "memory-limit checks skipped: a sanitizer build cannot run under ulimit -v"
+else
+  limited() { (ulimit -v 1000000 && "$@"); }
+  refused='big\.yaml:3:11: generator\.hidden: a run would need about 121\.5 GB of memory for train\.batch_size 512, more than the [0-9.]+ MB the address-space limit leaves \(ulimit -v\); lower generator\.hidden or train\.batch_size'
+  expect "validate refuses what the limit cannot hold" 3 "*" -- limited "$AGON" validate big.yaml
+  matches "validate names the widest layers and the limit" err.txt "$refused"
+  expect "run refuses before allocating" 3 "*" -- limited "$AGON" run big.yaml -o big.h5 --progress none
+  matches "run names the widest layers and the limit" err.txt "$refused"
+  if [ ! -e big.h5 ]; then ok "a refused run writes no log"; else bad "a refused run wrote big.h5"; fi
+  expect "what fits the limit validates" 0 "" -- limited "$AGON" validate "$SRC/experiments/fmnist_dcgan.yaml"
+  contains "its estimate is printed" out.txt "# memory: about 124.7 MB (G 47.4 MB, D 58.3 MB, optimizer state 7.3 MB, checkpoint 11.0 MB, step 479.0 kB, samples 226.3 kB)"
+  expect "what fits the limit runs" 0 "" -- limited "$AGON" run "$SRC/experiments/ring8.yaml" -o limited.h5 --set train.steps=20 --progress none
+fi
 
 # ---- a short run, read back -------------------------------------------------
 short=(--set train.steps=300 --set log.samples_every=100 --set metrics[0].every=100 --progress none)

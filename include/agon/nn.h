@@ -107,6 +107,28 @@ AGON_API agon_net *agon_net_create(const agon_shape *in_shape, int64_t max_batch
 /* Frees the network, its layers' states and its arena.  NULL is a no-op. */
 AGON_API void agon_net_destroy(agon_net *net);
 
+/* ---- planning ----------------------------------------------------------------
+ * A planned network is built by the same calls as any other, but what
+ * grows with its size has no storage: parameters, gradients, buffers,
+ * activations, input gradients and layer scratch get their shapes and data
+ * NULL.  It tells what the built network would hold (agon_net_bytes)
+ * without holding it, so that a run can be sized, and refused, before it
+ * allocates.  A model builds it unchanged: storage it reaches while it
+ * builds (agon_net_param, agon_net_buffer, params_out of
+ * agon_net_add_layer, out of agon_net_add_buffer) gets real memory, not
+ * counted again, and what it takes from agon_net_arena is real and
+ * counted.  A planned network cannot run forward or backward. */
+AGON_API agon_net *agon_net_create_planned(const agon_shape *in_shape, int64_t max_batch,
+                                           agon_error *err);
+/* Called once the model has built a planned network: from then on
+ * agon_net_param and agon_net_buffer hand out the planned tensors (data
+ * NULL) without giving them storage, so that the host can size optimizer
+ * state and checkpoints from their shapes. */
+AGON_API void agon_net_finish_plan(agon_net *net);
+/* Bytes the network's arena holds (agon_arena_used); for a planned
+ * network, what a network built by the same calls holds. */
+AGON_API size_t agon_net_bytes(const agon_net *net);
+
 /* Per-sample shape of the current output (the input shape when empty). */
 AGON_API agon_shape agon_net_out_shape(const agon_net *net);
 AGON_API agon_shape agon_net_in_shape(const agon_net *net);
@@ -115,7 +137,7 @@ AGON_API size_t agon_net_layer_count(const agon_net *net);
 /* Type name of layer i ("linear", ...). */
 AGON_API const char *agon_net_layer_type(const agon_net *net, size_t i);
 /* The network's arena: layers built by plugins may allocate their own
- * long-lived buffers from it. */
+ * long-lived buffers from it (a planned network's real one, see above). */
 AGON_API agon_arena *agon_net_arena(agon_net *net);
 
 /* Appends a fully connected layer: out = in W^T + b, W is [out, in]
@@ -167,7 +189,8 @@ AGON_API int64_t agon_net_batch_groups(const agon_net *net);
 
 AGON_API void agon_net_zero_grad(agon_net *net);
 AGON_API size_t agon_net_param_count(const agon_net *net);
-/* Parameter i (borrowed), in layer order. */
+/* Parameter i (borrowed), in layer order; NULL when out of range (or when
+ * a planned network cannot get it storage). */
 AGON_API agon_param *agon_net_param(agon_net *net, size_t i);
 /* Total number of scalar parameters. */
 AGON_API int64_t agon_net_param_numel(const agon_net *net);

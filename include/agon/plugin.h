@@ -85,7 +85,10 @@ typedef struct agon_loss_vtable {
  * A model (architecture) appends layers to `net`, which the host created
  * for the role's per-sample input shape and maximum batch, so that the
  * network's output has per-sample shape `out_shape`.  It initialises its
- * parameters from `rng` (the run's "init" stream). */
+ * parameters from `rng` (the run's "init" stream).  The host first calls
+ * build on a planned network (agon/nn.h) to size the run before it
+ * allocates, then on the real one, so build must do nothing but add
+ * layers and initialise what they hand it. */
 typedef enum agon_role {
     AGON_ROLE_GENERATOR,
     AGON_ROLE_DISCRIMINATOR,

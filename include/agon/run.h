@@ -35,7 +35,10 @@ typedef struct agon_experiment agon_experiment;
  * Reports all problems it finds in `diag` (each a positioned line).  When
  * `instantiate` is true it also builds every component once (datasets,
  * networks, optimizers, metrics) so that errors only a plugin can detect
- * are found too.  Returns NULL on failure. */
+ * are found too; before it allocates the networks it sizes the run
+ * (agon_experiment_memory) and refuses one that needs more memory than
+ * this process can get (see agon_memory_estimate).  Returns NULL on
+ * failure. */
 AGON_API agon_experiment *agon_experiment_load(agon_registry *reg, const char *path,
                                                const char *const *sets, size_t n_sets,
                                                bool instantiate, agon_diag *diag);
@@ -55,6 +58,44 @@ AGON_API const char *agon_experiment_yaml(const agon_experiment *exp);
 AGON_API const char *agon_experiment_run_id(const agon_experiment *exp);
 /* The resolved tree (borrowed). */
 AGON_API const agon_config *agon_experiment_config(const agon_experiment *exp);
+
+/* What a run of an experiment holds in memory, in bytes: what its arenas
+ * hand out, sized from the networks' shapes by building them planned (see
+ * agon/nn.h), so nothing large is allocated to know it.  The arenas (G's,
+ * D's, the game's) take memory in blocks of at least 1 MiB, so each may
+ * hold up to 1 MiB more than it hands out.  Not counted: the dataset's
+ * own copy of the data, what metric and optimizer plugins allocate
+ * themselves, HDF5's caches, the program.
+ *
+ * Before a run (and an instantiating load) allocates its networks, it
+ * compares `total` with what this process can get: the smaller of
+ * MemAvailable + SwapFree (/proc/meminfo) and what RLIMIT_AS and
+ * RLIMIT_DATA leave of their limits (ulimit -v, ulimit -d).  A larger
+ * total is refused with AGON_ECONFIG in one line naming the key whose
+ * halving would save the most (e.g. generator.hidden or
+ * train.batch_size), before anything large is allocated; so are shapes
+ * whose sizes do not fit in 64 bits. */
+typedef struct agon_memory_estimate {
+    uint64_t generator;     /* G's arena: parameters, gradients, buffers, activations and
+                               input gradients for train.batch_size samples, layer scratch */
+    uint64_t discriminator; /* D's, for 2 x train.batch_size samples */
+    uint64_t optimizers;    /* both optimizers' state tensors */
+    uint64_t checkpoint;    /* the checkpoint's copy of parameters, buffers and optimizer
+                               state */
+    uint64_t step;          /* the step's own buffers: z, D's input, the logits' gradients,
+                               labels */
+    uint64_t samples;       /* the snapshot batch: log.n_samples latents and samples */
+    uint64_t total;         /* their sum, at most UINT64_MAX */
+} agon_memory_estimate;
+
+/* The estimate of an experiment loaded with `instantiate` (borrowed);
+ * NULL otherwise. */
+AGON_API const agon_memory_estimate *agon_experiment_memory(const agon_experiment *exp);
+
+/* Writes "about 1.2 GB (G 0.3 GB, D 0.4 GB, optimizer state ..., checkpoint
+ * ..., step ..., samples ...)" into buf (always NUL-terminated); returns
+ * buf.  Decimal units: 1 GB is 1e9 bytes. */
+AGON_API char *agon_memory_describe(const agon_memory_estimate *est, char *buf, size_t cap);
 
 typedef enum agon_progress {
     AGON_PROGRESS_AUTO,     /* TTY line on a terminal, plain lines otherwise */

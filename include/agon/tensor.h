@@ -36,6 +36,10 @@ typedef struct agon_tensor {
 
 /* Product of the dims (1 for a scalar). */
 AGON_API int64_t agon_shape_numel(const agon_shape *shape);
+/* The same into *numel, checked: false (and *numel untouched) when the
+ * product does not fit in an int64_t.  Sizes that come from users (layer
+ * widths, batch sizes, data files) are multiplied through this. */
+AGON_API bool agon_shape_numel_checked(const agon_shape *shape, int64_t *numel);
 /* Builds a shape of `ndim` dims from the array `dims`. */
 AGON_API agon_shape agon_shape_make(int ndim, const int64_t *dims);
 /* A shape [batch, s...] from a per-sample shape s. */
@@ -62,16 +66,25 @@ typedef struct agon_arena agon_arena;
 
 /* Creates an empty arena; blocks are at least `block_bytes` (0: 1 MiB). */
 AGON_API agon_arena *agon_arena_create(size_t block_bytes, agon_error *err);
+/* Creates a planning arena, which sizes storage without holding it:
+ * agon_arena_tensor counts the tensor's bytes and gives it no storage
+ * (data NULL), while agon_arena_alloc hands out real memory as usual (for
+ * bookkeeping written at once) and counts it too.  agon_arena_used then
+ * says what a real arena given the same requests would hold, so a
+ * network can be sized at any size before it is allocated. */
+AGON_API agon_arena *agon_arena_create_planning(agon_error *err);
 /* Frees every block.  NULL is a no-op. */
 AGON_API void agon_arena_destroy(agon_arena *arena);
 /* Returns `bytes` zeroed bytes, or NULL (err set to AGON_ENOMEM). */
 AGON_API void *agon_arena_alloc(agon_arena *arena, size_t bytes, agon_error *err);
-/* Points t->data at fresh zeroed storage for `shape`; 0 or AGON_ENOMEM. */
+/* Points t->data at fresh zeroed storage for `shape` (NULL in a planning
+ * arena); 0 or AGON_ENOMEM, also when the size does not fit in 64 bits. */
 AGON_API int agon_arena_tensor(agon_arena *arena, agon_tensor *t,
                                const agon_shape *shape, agon_error *err);
 /* Makes all storage reusable without returning it to the system. */
 AGON_API void agon_arena_reset(agon_arena *arena);
-/* Bytes handed out since creation or the last reset. */
+/* Bytes handed out since creation or the last reset (in a planning
+ * arena: counted; at most SIZE_MAX). */
 AGON_API size_t agon_arena_used(const agon_arena *arena);
 /* Number of blocks obtained from the system so far (tests use it to show
  * that steady-state training allocates nothing). */
