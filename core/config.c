@@ -405,6 +405,168 @@ static bool report_tabs(builder *b, size_t off)
     return true;
 }
 
+/* The line starting at offset `start` as a clipped, trimmed copy, for
+ * quoting it in a hint. */
+static void line_excerpt(const builder *b, size_t start, char *dst, size_t cap)
+{
+    size_t end = start;
+    while (end < b->len && b->text[end] != '\n' && b->text[end] != '\r')
+        end++;
+    while (start < end && (b->text[start] == ' ' || b->text[start] == '\t'))
+        start++;
+    while (end > start && (b->text[end - 1] == ' ' || b->text[end - 1] == '\t'))
+        end--;
+    char line[256];
+    size_t n = end - start < sizeof line ? end - start : sizeof line - 1;
+    memcpy(line, b->text + start, n);
+    line[n] = '\0';
+    clip(dst, cap, line);
+}
+
+/* Columns of leading blanks of the line starting at offset `i`, or -1
+ * when it holds nothing but blanks or a comment. */
+static int line_indent(const builder *b, size_t i)
+{
+    int indent = 0;
+    while (i < b->len && b->text[i] == ' ') {
+        i++;
+        indent++;
+    }
+    bool empty = i >= b->len || b->text[i] == '\n' || b->text[i] == '\r' || b->text[i] == '#';
+    return empty ? -1 : indent;
+}
+
+/* The nearest line above the one starting at offset `start` (0-based
+ * number line0) that holds more than blanks or a comment: its number, and
+ * its first byte in *above; -1 when there is none.  Walks back from
+ * `start`, so a file of many blank lines costs one pass. */
+static long content_line_above(const builder *b, size_t start, size_t line0, size_t *above)
+{
+    const size_t first = b->len >= 3 && memcmp(b->text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    long line = (long)line0;
+    while (start > first) {
+        size_t end = start - 1;     /* the line break ending the line above */
+        if (b->text[end] == '\n' && end > first && b->text[end - 1] == '\r')
+            end--;
+        while (end > first && b->text[end - 1] != '\n' && b->text[end - 1] != '\r')
+            end--;
+        start = end;
+        line--;
+        if (line_indent(b, start) >= 0) {
+            *above = start;
+            return line;
+        }
+    }
+    return -1;
+}
+
+/* libyaml names the rule a file broke, not the slip that broke it.  For
+ * its common problems this reads the slip off the text around the
+ * position and writes "; what to do" into hint ("" when nothing fits). */
+static void syntax_hint(const builder *b, char *hint, size_t cap)
+{
+    const yaml_parser_t *p = &b->parser;
+    const char *problem = p->problem ? p->problem : "";
+    const yaml_mark_t *at = &p->problem_mark;
+    size_t line_start = mark_to_offset(b->text, b->len, at->line, 0);
+    size_t off = mark_to_offset(b->text, b->len, at->line, at->column);
+    const char c = off < b->len ? b->text[off] : '\0';
+    bool first_on_line = true, colon_before = false;
+    for (size_t i = line_start; i < off; i++) {
+        first_on_line = first_on_line && (b->text[i] == ' ' || b->text[i] == '\t');
+        colon_before = colon_before || (b->text[i] == ':' && i + 1 < b->len &&
+                                        (b->text[i + 1] == ' ' || b->text[i + 1] == '\t'));
+    }
+    /* A quote or bracket that ends a value just before the position. */
+    size_t last = off;
+    while (last > line_start && (b->text[last - 1] == ' ' || b->text[last - 1] == '\t'))
+        last--;
+    const char closer = last > line_start && b->text[last - 1] != '\0' &&
+                                strchr("\"']}", b->text[last - 1])
+                            ? b->text[last - 1]
+                            : '\0';
+    size_t above_start = 0;
+    const long above = content_line_above(b, line_start, at->line, &above_start);
+    char excerpt[64] = "";
+    hint[0] = '\0';
+
+    if (strcmp(problem, "mapping values are not allowed in this context") == 0) {
+        bool above_has_colon = false;
+        if (above >= 0) {
+            line_excerpt(b, above_start, excerpt, sizeof excerpt);
+            above_has_colon = strchr(excerpt, ':') != NULL;
+        }
+        /* YAML's limit on a key written "key: value". */
+        size_t key_start = line_start;
+        while (key_start < off && (b->text[key_start] == ' ' || b->text[key_start] == '\t'))
+            key_start++;
+        if (!colon_before && off - key_start > 1024)
+            snprintf(hint, cap, "; a key written 'key: value' is at most 1024 characters long, "
+                                "and this one has %zu; shorten it",
+                     off - key_start);
+        else if (colon_before)
+            snprintf(hint, cap, "; a plain value cannot contain ': ': quote it (key: \"a: b\"), "
+                                "or start the next key on a line of its own");
+        else if (above >= 0 && !above_has_colon)
+            snprintf(hint, cap, "; line %ld ('%s') has no ':' after its key; add it, or remove "
+                                "the line",
+                     above + 1, excerpt);
+        else if (above >= 0 && line_indent(b, line_start) > line_indent(b, above_start))
+            snprintf(hint, cap, "; this key is indented under line %ld, whose value is a "
+                                "scalar; indent it like the keys beside it, or empty line "
+                                "%ld's value to start a map there",
+                     above + 1, above + 1);
+        else
+            snprintf(hint, cap, "; quote a value that contains ': ', and give every key a line "
+                                "of its own");
+    } else if (strcmp(problem, "did not find expected key") == 0) {
+        if (first_on_line && c == '-')
+            snprintf(hint, cap, "; a '- ' list item cannot stand among the keys of a map: put "
+                                "the list under a key that ends in ':', indented below it");
+        else if (first_on_line)
+            snprintf(hint, cap, "; this line is indented to column %zu, which matches no map "
+                                "above it; indent it like the keys it belongs with",
+                     at->column + 1);
+        else if (closer)
+            snprintf(hint, cap, "; text follows the value that the '%c' before it closes; quote "
+                                "the whole value or remove the extra text",
+                     closer);
+    } else if (strcmp(problem, "did not find expected '-' indicator") == 0 && first_on_line) {
+        snprintf(hint, cap, "; this line is indented like the '- ' items of the list above it, "
+                            "so it must be one; start it with '- ', or indent it like the keys "
+                            "of the map it belongs to");
+    } else if (strcmp(problem, "found character that cannot start any token") == 0) {
+        if (c > ' ' && c < 0x7F)
+            snprintf(hint, cap, "; YAML reserves '%c' at the start of a plain value; quote the "
+                                "value (\"%c...\")",
+                     c, c);
+        else
+            snprintf(hint, cap, "; quote the value that starts here");
+    } else if (strcmp(problem, "could not find expected ':'") == 0) {
+        line_excerpt(b, mark_to_offset(b->text, b->len, p->context_mark.line, 0), excerpt,
+                     sizeof excerpt);
+        snprintf(hint, cap, "; line %zu ('%s') is neither 'key: value' nor a '- ' item: add the "
+                            "':' after its key, or indent it under the value it continues",
+                 p->context_mark.line + 1, excerpt);
+    } else if (strcmp(problem, "found undefined tag handle") == 0) {
+        snprintf(hint, cap, "; a value that starts with '!' is read as a YAML tag; quote it "
+                            "(\"!...\")");
+    } else if (strcmp(problem, "block sequence entries are not allowed in this context") == 0) {
+        snprintf(hint, cap, "; a '- ' list item starts a line of its own below its key (or "
+                            "write the list as [a, b])");
+    } else if (strcmp(problem, "found unexpected end of stream") == 0 && p->context &&
+               strstr(p->context, "quoted scalar")) {
+        snprintf(hint, cap, "; the quote opened there is never closed; close it");
+    } else if (strcmp(problem, "found unknown escape character") == 0) {
+        snprintf(hint, cap, "; in double quotes '\\' starts an escape: write '\\\\' for a "
+                            "backslash, or use single quotes ('C:\\data')");
+    } else if (strcmp(problem, "did not find expected ',' or ']'") == 0) {
+        snprintf(hint, cap, "; close the list with ']' and separate its items with ','");
+    } else if (strcmp(problem, "did not find expected ',' or '}'") == 0) {
+        snprintf(hint, cap, "; close the map with '}' and separate its entries with ','");
+    }
+}
+
 static void report_parser_error(builder *b)
 {
     yaml_parser_t *p = &b->parser;
@@ -440,11 +602,13 @@ static void report_parser_error(builder *b)
     if (report_tabs(b, mark_to_offset(b->text, b->len, p->problem_mark.line,
                                       p->problem_mark.column)))
         return;
+    char hint[AGON_ERROR_MESSAGE_MAX / 2];
+    syntax_hint(b, hint, sizeof hint);
     if (p->context)
-        report(b, AGON_ECONFIG, &p->problem_mark, NULL, "%s (%s at %zu:%zu)", problem,
-               p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+        report(b, AGON_ECONFIG, &p->problem_mark, NULL, "%s (%s at %zu:%zu)%s", problem,
+               p->context, p->context_mark.line + 1, p->context_mark.column + 1, hint);
     else
-        report(b, AGON_ECONFIG, &p->problem_mark, NULL, "%s", problem);
+        report(b, AGON_ECONFIG, &p->problem_mark, NULL, "%s%s", problem, hint);
 }
 
 static bool next_event(builder *b, yaml_event_t *ev)
@@ -2065,13 +2229,30 @@ static void put_quoted(sbuf *sb, const char *s)
     sb_put(sb, "\"", 1);
 }
 
-static void put_key(sbuf *sb, const char *key)
+/* YAML limits an implicit key ("key: value") to 1024 characters as
+ * written; a longer one (a long key, or one that quoting made longer) is
+ * written as an explicit key ("? key" and ":" on the next line). */
+enum { YAML_IMPLICIT_KEY_MAX = 1024 };
+
+static void put_key(sbuf *sb, const char *key, int indent)
 {
+    sbuf k = {0};
     /* A plain "<<" would read back as a merge key. */
     if (plain_ok(key) && strcmp(key, "<<") != 0)
-        sb_puts(sb, key);
+        sb_puts(&k, key);
     else
-        put_quoted(sb, key);
+        put_quoted(&k, key);
+    if (k.oom) {
+        sb->oom = true;
+    } else if (k.len > YAML_IMPLICIT_KEY_MAX) {
+        sb_puts(sb, "? ");
+        sb_put(sb, k.p, k.len);
+        sb_puts(sb, "\n");
+        sb_indent(sb, indent);
+    } else {
+        sb_put(sb, k.p, k.len);
+    }
+    free(k.p);
 }
 
 static void put_scalar(sbuf *sb, const agon_node *n)
@@ -2118,7 +2299,7 @@ static void emit_block(sbuf *sb, const agon_node *n, int indent, bool inline_fir
             sb_indent(sb, indent);
         const agon__entry *e = &n->items[i];
         if (n->kind == AGON_NODE_MAP) {
-            put_key(sb, e->key);
+            put_key(sb, e->key, indent);
             sb_puts(sb, ":");
             emit_value(sb, e->value, indent + 2, false);
         } else {

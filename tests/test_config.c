@@ -313,10 +313,77 @@ static void test_syntax_error(void **st)
                        "c: 3\n";
     parse_fails(text, strlen(text), AGON_ECONFIG,
                 EXPECT("x.yaml:3:2: did not find expected ',' or ']' "
-                       "(while parsing a flow sequence at 2:4)"));
+                       "(while parsing a flow sequence at 2:4); close the list with ']' and "
+                       "separate its items with ','"));
     const char *colon = "a: b: c\n";
     parse_fails(colon, strlen(colon), AGON_ECONFIG,
-                EXPECT("x.yaml:1:5: mapping values are not allowed in this context"));
+                EXPECT("x.yaml:1:5: mapping values are not allowed in this context; a plain "
+                       "value cannot contain ': ': quote it (key: \"a: b\"), or start the next "
+                       "key on a line of its own"));
+}
+
+/* libyaml's problem names the rule; the hint after it names the usual slip
+ * behind it, read off the text, and what to do. */
+static void test_syntax_hints(void **st)
+{
+    (void)st;
+    static const struct {
+        const char *text, *message;
+    } cases[] = {
+        {"train:\n  steps: 10\n    batch_size: 5\n",
+         "x.yaml:3:15: mapping values are not allowed in this context; this key is indented "
+         "under line 2, whose value is a scalar; indent it like the keys beside it, or empty "
+         "line 2's value to start a map there"},
+        {"train\n\nsteps: 1\n",
+         "x.yaml:3:6: mapping values are not allowed in this context; line 1 ('train') has no "
+         "':' after its key; add it, or remove the line"},
+        {"description: time: 10 s\n",
+         "x.yaml:1:18: mapping values are not allowed in this context; a plain value cannot "
+         "contain ': ': quote it (key: \"a: b\"), or start the next key on a line of its own"},
+        {"a:\n  b: 1\n c: 2\n",
+         "x.yaml:3:2: did not find expected key (while parsing a block mapping at 1:1); this "
+         "line is indented to column 2, which matches no map above it; indent it like the keys "
+         "it belongs with"},
+        {"a: b\n- c\n",
+         "x.yaml:2:1: did not find expected key (while parsing a block mapping at 1:1); a '- ' "
+         "list item cannot stand among the keys of a map: put the list under a key that ends "
+         "in ':', indented below it"},
+        {"a: \"x\" y\n",
+         "x.yaml:1:8: did not find expected key (while parsing a block mapping at 1:1); text "
+         "follows the value that the '\"' before it closes; quote the whole value or remove the "
+         "extra text"},
+        {"a:\n  - x\n  b: 1\n",
+         "x.yaml:3:3: did not find expected '-' indicator (while parsing a block collection at "
+         "2:3); this line is indented like the '- ' items of the list above it, so it must be "
+         "one; start it with '- ', or indent it like the keys of the map it belongs to"},
+        {"user: @me\n",
+         "x.yaml:1:7: found character that cannot start any token (while scanning for the next "
+         "token at 1:7); YAML reserves '@' at the start of a plain value; quote the value "
+         "(\"@...\")"},
+        {"train:\n  steps: 1\nlog\n",
+         "x.yaml:4:1: could not find expected ':' (while scanning a simple key at 3:1); line 3 "
+         "('log') is neither 'key: value' nor a '- ' item: add the ':' after its key, or indent "
+         "it under the value it continues"},
+        {"a: !x!y z\n",
+         "x.yaml:1:4: found undefined tag handle (while parsing a node at 1:4); a value that "
+         "starts with '!' is read as a YAML tag; quote it (\"!...\")"},
+        {"a: - x\n",
+         "x.yaml:1:4: block sequence entries are not allowed in this context; a '- ' list item "
+         "starts a line of its own below its key (or write the list as [a, b])"},
+        {"a: \"x\n",
+         "x.yaml:2:1: found unexpected end of stream (while scanning a quoted scalar at 1:4); "
+         "the quote opened there is never closed; close it"},
+        {"path: \"C:\\data\"\n",
+         "x.yaml:1:10: found unknown escape character (while parsing a quoted scalar at 1:7); in "
+         "double quotes '\\' starts an escape: write '\\\\' for a backslash, or use single quotes "
+         "('C:\\data')"},
+        {"a: {b: 1\n",
+         "x.yaml:2:1: did not find expected ',' or '}' (while parsing a flow mapping at 1:4); "
+         "close the map with '}' and separate its entries with ','"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        parse_fails(cases[i].text, strlen(cases[i].text), AGON_ECONFIG,
+                    EXPECT(cases[i].message));
 }
 
 static void test_duplicate_keys(void **st)
@@ -1432,6 +1499,47 @@ static void assert_same_tree(const agon_node *a, const agon_node *b)
     }
 }
 
+/* YAML limits a key written "key: value" to 1024 characters.  A longer
+ * one is refused with that reason, and a key that fits as written but
+ * grows past the limit when agon quotes it (every '"' becomes '\"') is
+ * written back as an explicit key ("? key"), so agon reads what it
+ * writes (found by tests/fuzz/fuzz_config). */
+static void test_long_keys(void **st)
+{
+    (void)st;
+    char text[2400];
+    int n = snprintf(text, sizeof text, "x:\n  %01200d: 1\n", 0);
+    parse_fails(text, (size_t)n, AGON_ECONFIG,
+                EXPECT("x.yaml:2:1203: mapping values are not allowed in this context; a key "
+                       "written 'key: value' is at most 1024 characters long, and this one has "
+                       "1200; shorten it"));
+
+    char key[601];
+    memset(key, '"', 600);
+    key[600] = '\0';
+    n = snprintf(text, sizeof text, "a:\n  '%s': 1\n  b: {c: [1]}\nlist:\n  - '%s': 2\n", key,
+                 key);
+    agon_config *cfg = parse_ok(text);
+    agon_error err = {0};
+    char *yaml = agon_config_to_yaml(cfg, &err);
+    assert_non_null(yaml);
+    assert_non_null(strstr(yaml, "\n  ? \"\\\"\\\""));
+    agon_diag d;
+    agon_diag_init(&d);
+    agon_config *back = agon_config_parse(yaml, strlen(yaml), "back.yaml", &d);
+    if (!back)
+        print_message("%s\nfirst error: %s\n", yaml, d.count ? d.messages[0] : "(none)");
+    assert_non_null(back);
+    agon_diag_fini(&d);
+    assert_same_tree(agon_config_root(cfg), agon_config_root(back));
+    char *again = agon_config_to_yaml(back, &err);
+    assert_string_equal(yaml, again);
+    free(again);
+    free(yaml);
+    agon_config_destroy(back);
+    agon_config_destroy(cfg);
+}
+
 static void test_to_yaml_format(void **st)
 {
     (void)st;
@@ -1549,6 +1657,8 @@ int main(void)
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_merge_keys),
         cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_syntax_hints),
+        cmocka_unit_test(test_long_keys),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_non_scalar_keys),
         cmocka_unit_test(test_documents_and_roots),
