@@ -806,6 +806,19 @@ int agon_log_attr_string(agon_log *log, const char *obj_path, const char *name,
     return rc ? rc : write_attr_string(log, obj_path, name, value, err);
 }
 
+/* Whether the attribute (is_attr) or dataset `id` holds exactly one
+ * element: agon's readers read a value into one variable, and a file
+ * written by another tool may hold an array where agon writes a scalar
+ * (H5S_ALL would write every element into that variable). */
+static bool holds_one(hid_t id, bool is_attr)
+{
+    hid_t space = is_attr ? H5Aget_space(id) : H5Dget_space(id);
+    bool one = space >= 0 && H5Sget_simple_extent_npoints(space) == 1;
+    if (space >= 0)
+        H5Sclose(space);
+    return one;
+}
+
 char *agon_log_attr_read_string(agon_log *log, const char *obj_path, const char *name)
 {
     h5_quiet();
@@ -813,7 +826,7 @@ char *agon_log_attr_read_string(agon_log *log, const char *obj_path, const char 
         return NULL;
     hid_t a = H5Aopen_by_name(log->file, obj_path, name, H5P_DEFAULT, H5P_DEFAULT);
     char *v = NULL, *out = NULL;
-    if (a >= 0 && H5Aread(a, log->str_type, &v) >= 0 && v) {
+    if (a >= 0 && holds_one(a, true) && H5Aread(a, log->str_type, &v) >= 0 && v) {
         out = dup_string(v);
         H5free_memory(v);
     }
@@ -1550,7 +1563,7 @@ static void read_root_string(hid_t file, const char *name, hid_t str_type, char 
         return;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     char *v = NULL;
-    if (a >= 0 && H5Aread(a, str_type, &v) >= 0 && v) {
+    if (a >= 0 && holds_one(a, true) && H5Aread(a, str_type, &v) >= 0 && v) {
         snprintf(buf, cap, "%s", v);
         H5free_memory(v);
     }
@@ -1564,7 +1577,7 @@ static int64_t read_root_int(hid_t file, const char *name)
     if (H5Aexists(file, name) <= 0)
         return 0;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+    if (a < 0 || !holds_one(a, true) || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
         v = 0;
     if (a >= 0)
         H5Aclose(a);
@@ -1737,7 +1750,8 @@ int agon_log_summarize(const char *path, agon_log_summary *out, agon_error *err)
         out->steps_done = read_root_int(file, "steps_done");
         hid_t ds = H5Dopen2(file, "config", H5P_DEFAULT);
         char *v = NULL;
-        if (ds >= 0 && H5Dread(ds, str_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
+        if (ds >= 0 && holds_one(ds, false) &&
+            H5Dread(ds, str_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0 && v) {
             out->config = dup_string(v);
             H5free_memory(v);
         }
