@@ -206,7 +206,10 @@ static int cmd_show(int argc, char **argv)
     {
         agon__h5_attr at;
         if (agon__h5_attr_open(file, "slope", &at) == 1) {
-            H5Aread(at.attr, H5T_NATIVE_DOUBLE, &slope);
+            /* One number, read into one variable. */
+            if (H5Sget_simple_extent_npoints(at.space) != 1 ||
+                H5Aread(at.attr, H5T_NATIVE_DOUBLE, &slope) < 0)
+                slope = 0.0;
             agon__h5_attr_close(&at);
         }
     }

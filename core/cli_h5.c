@@ -252,8 +252,11 @@ char *agon__h5_read_string(hid_t loc, const char *name)
     if (ds < 0)
         return NULL;
     hid_t ft = H5Dget_type(ds);
+    hid_t space = H5Dget_space(ds);
     char *text = NULL;
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0) {
+    /* One string: H5S_ALL reads every element into `p`. */
+    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0 &&
+        space >= 0 && H5Sget_simple_extent_npoints(space) == 1) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(ft));
@@ -264,6 +267,8 @@ char *agon__h5_read_string(hid_t loc, const char *name)
         }
         H5Tclose(mt);
     }
+    if (space >= 0)
+        H5Sclose(space);
     if (ft >= 0)
         H5Tclose(ft);
     H5Dclose(ds);

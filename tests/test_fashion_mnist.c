@@ -8,6 +8,7 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <sys/resource.h>
 
 #include "agon/plugin.h"
 #include "alloc_count.h"
@@ -493,6 +494,79 @@ static void test_header_errors(void **state)
                  "block lengths; the file is damaged");
 }
 
+/* As expect_error for a refusal of the data (AGON_EDATA); without ASan
+ * (which reserves terabytes of address space) also in a child process
+ * that may map at most 1 GiB more than it has. */
+static void expect_data_error_within_1gib(const char *dir, const char *message)
+{
+#if AGON_TEST_COUNTS_ALLOCS
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        long pages = 0;
+        FILE *statm = fopen("/proc/self/statm", "r");
+        if (!statm || fscanf(statm, "%ld", &pages) != 1)
+            _exit(2);
+        fclose(statm);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(2);
+        rl.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(2);
+        fm_fixture f;
+        int rc = fm_open_dir(&f, dir, NULL);
+        if (rc == AGON_EDATA && !f.state && strcmp(f.err.message, message) == 0)
+            _exit(0);
+        fprintf(stderr, "within 1 GiB more: %d, %s\n", rc, f.err.message);
+        _exit(1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+#endif
+    expect_error(dir, NULL, AGON_EDATA, message);
+}
+
+/* The counts in the headers are only claims (tests/fuzz/regressions/idx):
+ * memory is taken as the files deliver their bytes, so a count that the
+ * file does not hold is refused as the truncation it is, not as "out of
+ * memory" after reserving what the header promised. */
+static void test_header_counts_are_claims(void **state)
+{
+    const char *dir = agon_test_tmpdir("fm_claims");
+    /* 4294967295 images and labels claimed, one of each present. */
+    static const uint8_t one_label[1] = {3};
+    idx_spec s = idx_default(dir, "train", 1, one_label);
+    s.image_count = s.label_count = 0xffffffffu;
+    write_idx(&s);
+    expect_data_error_within_1gib(dir, "tmp_fm_claims/train-labels-idx1-ubyte.gz: the file ends "
+                                       "in the labels; the file is truncated or damaged");
+
+    /* 3000000 labels present, but the image file stops after its header:
+     * the 2.35 GB of pixels its count promises are not taken up front. */
+    enum { N = 3000000 };
+    uint8_t header[16];
+    put_be32(header, 0x803);
+    put_be32(header + 4, N);
+    put_be32(header + 8, 28);
+    put_be32(header + 12, 28);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    write_gzip(path, header, sizeof header);
+    uint8_t *lab = calloc(8 + N, 1);
+    assert_non_null(lab);
+    put_be32(lab, 0x801);
+    put_be32(lab + 4, N);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", dir);
+    write_gzip(path, lab, 8 + N);
+    free(lab);
+    expect_data_error_within_1gib(dir, "tmp_fm_claims/train-images-idx3-ubyte.gz: the file ends "
+                                       "in image 0 of 3000000; the file is truncated or damaged");
+}
+
 static void test_missing_files(void **state)
 {
     const char *dir = agon_test_tmpdir("fm_missing");
@@ -846,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_classes_and_limit),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_header_counts_are_claims),
         cmocka_unit_test(test_missing_files),
         cmocka_unit_test(test_shuffled_epochs),
         cmocka_unit_test(test_streams_are_independent),

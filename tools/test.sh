@@ -15,5 +15,6 @@ ctest --test-dir build --output-on-failure -j "$(nproc)"
 AGON_KERNELS=native ctest --test-dir build --output-on-failure -j "$(nproc)" -E '^e2e_classifier$'
 # The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
 bash tools/sanitize.sh
-# A short run of the config-loader fuzzer (libFuzzer, ASan + UBSan).
+# A short fuzzing run, split over every parser's harness (libFuzzer, ASan +
+# UBSan; the order rotates with the day).
 bash tools/fuzz.sh 60

@@ -202,6 +202,45 @@ static int read_classes(const agon_node *cfg, bool keep[FM_CLASSES], agon_error 
     return 0;
 }
 
+/* The counts in the headers are only what the files claim: the buffers
+ * grow with the bytes that actually arrive (from 1 MiB, doubling), so a
+ * damaged header (a count of 4294967295 in a file of 8 bytes) costs what
+ * the file holds, not what it claims.  Grows *buf of *cap bytes to at
+ * least `need` and at most `limit` bytes. */
+#define FM_CHUNK ((size_t)1 << 20)
+
+static int grow(uint8_t **buf, size_t *cap, size_t need, size_t limit, agon_error *err)
+{
+    if (need <= *cap)
+        return 0;
+    size_t want = *cap < FM_CHUNK ? FM_CHUNK : 2 * *cap;
+    if (want < need)
+        want = need;
+    if (want > limit)
+        want = limit;
+    uint8_t *grown = realloc(*buf, want);
+    if (!grown)
+        return agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
+    *buf = grown;
+    *cap = want;
+    return 0;
+}
+
+/* Reads the n labels into a malloc'ed *out, a chunk at a time. */
+static int read_labels(gzFile gz, const char *path, uint32_t n, uint8_t **out, agon_error *err)
+{
+    size_t cap = 0;
+    int rc = 0;
+    for (size_t have = 0; rc == 0 && have < n;) {
+        size_t len = n - have < FM_CHUNK ? n - have : FM_CHUNK;
+        rc = grow(out, &cap, have + len, n, err);
+        if (rc == 0)
+            rc = read_exact(gz, path, *out + have, (unsigned)len, "the labels", err);
+        have += len;
+    }
+    return rc;
+}
+
 /* Reads the labels, picks the samples to keep, then reads only the images
  * up to the last kept one. */
 static int load(fm_state *s, const char *images_path, const char *labels_path,
@@ -221,13 +260,8 @@ static int load(fm_state *s, const char *images_path, const char *labels_path,
     }
     if (rc == 0 && n_images == 0)
         rc = agon_error_set(err, AGON_EDATA, "%s: holds no images", images_path);
-    if (rc == 0) {
-        all_labels = malloc(n_labels);
-        if (!all_labels)
-            rc = agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
-    }
     if (rc == 0)
-        rc = read_exact(gl, labels_path, all_labels, n_labels, "the labels", err);
+        rc = read_labels(gl, labels_path, n_labels, &all_labels, err);
 
     int64_t kept = 0, last = -1;
     for (uint32_t i = 0; rc == 0 && i < n_labels; i++) {
@@ -247,15 +281,20 @@ static int load(fm_state *s, const char *images_path, const char *labels_path,
                             labels_path);
     }
     if (rc == 0) {
-        s->pixels = malloc((size_t)kept * FM_PIXELS);
         s->labels = malloc((size_t)kept);
-        if (!s->pixels || !s->labels)
+        if (!s->labels)
             rc = agon_error_set(err, AGON_ENOMEM, "fashion_mnist: out of memory");
     }
     int64_t j = 0;
+    size_t cap = 0;
     uint8_t skip[FM_PIXELS];
     for (int64_t i = 0; rc == 0 && i <= last; i++) {
         bool take = keep[all_labels[i]] && j < kept;
+        if (take)
+            rc = grow(&s->pixels, &cap, (size_t)(j + 1) * FM_PIXELS, (size_t)kept * FM_PIXELS,
+                      err);
+        if (rc != 0)
+            break;
         uint8_t *dst = take ? s->pixels + j * FM_PIXELS : skip;
         char what[64];
         snprintf(what, sizeof what, "image %lld of %u", (long long)i, (unsigned)n_images);
