@@ -25,27 +25,27 @@ static const char show_usage[] =
 
 /* ---- reading attributes and datasets, tolerant of what h5py writes ---- */
 
-/* A scalar numeric attribute converted to int64; false when absent. */
+/* A scalar numeric attribute converted to int64 (a float one, as h5py may
+ * write it, only when it is a whole number in int64's range); false when
+ * absent, an array or anything else. */
 static bool attr_int(hid_t obj, const char *name, int64_t *v)
 {
-    if (H5Aexists(obj, name) <= 0)
+    agon__h5_attr a;
+    if (agon__h5_attr_open(obj, name, &a) <= 0)
         return false;
     bool ok = false;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
-    if (ft >= 0) {
-        H5T_class_t cls = H5Tget_class(ft);
-        if (cls == H5T_INTEGER)
-            ok = H5Aread(a, H5T_NATIVE_INT64, v) >= 0;
-        else if (cls == H5T_FLOAT) {
-            double x;
-            ok = H5Aread(a, H5T_NATIVE_DOUBLE, &x) >= 0;
+    if (H5Sget_simple_extent_npoints(a.space) == 1) {
+        H5T_class_t cls = H5Tget_class(a.type);
+        double x;
+        if (cls == H5T_INTEGER) {
+            ok = H5Aread(a.attr, H5T_NATIVE_INT64, v) >= 0;
+        } else if (cls == H5T_FLOAT && H5Aread(a.attr, H5T_NATIVE_DOUBLE, &x) >= 0 &&
+                   x >= -9.2e18 && x <= 9.2e18 && x == floor(x)) {
             *v = (int64_t)x;
+            ok = true;
         }
-        H5Tclose(ft);
     }
-    if (a >= 0)
-        H5Aclose(a);
+    agon__h5_attr_close(&a);
     return ok;
 }
 

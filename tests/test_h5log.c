@@ -807,6 +807,105 @@ static void test_show_finished(void **state)
     free(errtext);
 }
 
+/* Writes a finished show log at DIR/NAME (path receives it) whose
+ * /config is an array of two strings, as another tool may write it, and
+ * returns the file open read-write. */
+static hid_t log_with_two_configs(const char *dir, const char *name, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    write_show_log(path, "completed", "");
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_int_equal(H5Ldelete(f, "config", H5P_DEFAULT), 0);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t two = 2;
+    hid_t s = H5Screate_simple(1, &two, NULL);
+    hid_t d = H5Dcreate2(f, "config", t, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *texts[2] = {"seed: 1\n", "seed: 2\n"};
+    assert_true(d >= 0);
+    assert_true(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, texts) >= 0);
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Tclose(t);
+    return f;
+}
+
+/* A /config that is not one string is no config: show prints none, where
+ * it read both strings into one pointer (found by tests/fuzz/fuzz_log). */
+static void test_show_config_not_one_string(void **state)
+{
+    char path[512];
+    hid_t f = log_with_two_configs(agon_test_tmpdir("h5log_show_cfg"), "two.h5", path,
+                                   sizeof path);
+    assert_null(agon__h5_read_string(f, "config"));
+    assert_int_equal(H5Fclose(f), 0);
+
+    char *argv[] = {"show", path, NULL};
+    int rc;
+    char *out, *errtext;
+    t_capture_show(2, argv, &rc, &out, &errtext);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(out, "config:"));
+    assert_non_null(strstr(out, "metric mode_coverage @ step 10000"));
+    assert_string_equal(errtext, "");
+    free(out);
+    free(errtext);
+}
+
+/* The summary behind --resume, --overwrite and sweeps reads the same
+ * values into single variables: an array where agon writes a scalar
+ * (/config of two strings, a pid of three numbers, a status of two
+ * strings) reads as absent, never into memory past the variable. */
+static void test_summary_arrays_for_scalars(void **state)
+{
+    char path[512];
+    hid_t f = log_with_two_configs(agon_test_tmpdir("h5log_sum_arrays"), "arrays.h5", path,
+                                   sizeof path);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t two = 2, three = 3;
+    hid_t s2 = H5Screate_simple(1, &two, NULL), s3 = H5Screate_simple(1, &three, NULL);
+    const int64_t pids[3] = {1, 2, 3};
+    if (H5Aexists(f, "pid") > 0)
+        assert_int_equal(H5Adelete(f, "pid"), 0);
+    hid_t a = H5Acreate2(f, "pid", H5T_NATIVE_INT64, s3, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, pids) >= 0);
+    H5Aclose(a);
+    assert_int_equal(H5Adelete(f, "status"), 0);
+    a = H5Acreate2(f, "status", t, s2, H5P_DEFAULT, H5P_DEFAULT);
+    const char *statuses[2] = {"completed", "running"};
+    assert_true(a >= 0 && H5Awrite(a, t, statuses) >= 0);
+    H5Aclose(a);
+    H5Sclose(s2);
+    H5Sclose(s3);
+    H5Tclose(t);
+    assert_int_equal(H5Fclose(f), 0);
+
+    agon_log_summary sum;
+    agon_error err = {0};
+    assert_int_equal(agon_log_summarize(path, &sum, &err), AGON_EDATA);
+    char want[700];
+    snprintf(want, sizeof want, "%s: /config cannot be read; the log is damaged", path);
+    assert_string_equal(err.message, want);
+    assert_string_equal(sum.status, "");
+    assert_int_equal(sum.pid, 0);
+    free(sum.config);
+
+    /* agon show reads its numbers the same way (an array steps_done or
+     * pid was read into one int64: a fuzz_log finding). */
+    char *argv[] = {"show", "--no-config", path, NULL};
+    int rc;
+    char *out, *errtext;
+    t_capture_show(3, argv, &rc, &out, &errtext);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "metric mode_coverage @ step 10000"));
+    free(out);
+    free(errtext);
+}
+
 static void expect_show_error(char *path, int code, const char *message)
 {
     char *argv[] = {"show", path, NULL};
@@ -1065,6 +1164,8 @@ int main(void)
         cmocka_unit_test(test_create_errors), cmocka_unit_test(test_phase_errors),
         cmocka_unit_test(test_finish_with_reader),
         cmocka_unit_test(test_show_finished), cmocka_unit_test(test_show_errors),
+        cmocka_unit_test(test_show_config_not_one_string),
+        cmocka_unit_test(test_summary_arrays_for_scalars),
         cmocka_unit_test_teardown(test_crash_kill9, kill_crash_child),
     };
     return cmocka_run_group_tests_name("h5log", tests, NULL, NULL);
