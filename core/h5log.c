@@ -1656,42 +1656,44 @@ static void summarize_plugins(hid_t file, hid_t str_type, agon_log_summary *out)
     }
 }
 
+/* Opens `path` read-only, plainly (a finished log) or else through SWMR
+ * (a live log, or one whose SWMR writer was killed); d (may be NULL)
+ * receives HDF5's reason for the failed plain open. */
+static hid_t open_plain_or_swmr(const char *path, h5_detail *d)
+{
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file >= 0)
+        return file;
+    if (d)
+        h5_capture(d);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
+        file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return file;
+}
+
 int64_t agon_log_open_read(const char *path, char *why, size_t why_cap, bool *cleared_mark)
 {
     h5_quiet();
     if (cleared_mark)
         *cleared_mark = false;
+    h5_detail d = {.text = ""};
     hid_t file = H5I_INVALID_HID;
     for (int attempt = 0; attempt < 50; attempt++) {
-        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (file >= 0)
-            return file;
-        if (why) {
-            h5_detail d;
-            h5_capture(&d);
-            snprintf(why, why_cap, "%s", d.text);
-        }
-        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-        if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        if (fapl >= 0)
-            H5Pclose(fapl);
+        file = open_plain_or_swmr(path, &d);
         if (file >= 0 || !agon_log_wait_unlocked(path, AGON_LOG_LOCK_PATIENCE_MS))
             break;
     }
+    if (why)
+        snprintf(why, why_cap, "%s", d.text);
     if (file < 0) {
         /* Marked open for writing: its writer finishes within the wait,
          * or it died finishing and the mark is cleared; either way the
          * file opens now. */
         bool cleared = agon_log_recover_finish(path, 3000);
-        file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (file < 0) {
-            hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-            if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-                file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-            if (fapl >= 0)
-                H5Pclose(fapl);
-        }
+        file = open_plain_or_swmr(path, NULL);
         if (cleared_mark)
             *cleared_mark = cleared && file >= 0;
     }
@@ -1793,17 +1795,8 @@ static hid_t open_clearing_marks(agon_log *log, h5_detail *d)
  * both are refused because it is marked open for writing, -1 otherwise. */
 static int probe_read(const char *path)
 {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    h5_detail d;
-    if (f < 0)
-        h5_capture(&d);
-    else
-        return H5Fclose(f), 1;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_metadata_read_attempts(fapl, 3) >= 0)
-        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-    if (fapl >= 0)
-        H5Pclose(fapl);
+    h5_detail d = {.text = ""};
+    hid_t f = open_plain_or_swmr(path, &d);
     if (f >= 0)
         return H5Fclose(f), 1;
     return strstr(d.text, "already open for write") ? 0 : -1;

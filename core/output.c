@@ -103,32 +103,38 @@ static void remove_partials(const char *path)
     globfree(&g);
 }
 
-/* Whether the run log at `path` is still being written: its status is
- * "running" and its writer's process exists (on this host), or it was
- * written on another host, where that cannot be checked; the refusal is
- * in err. */
+int agon__check_no_live_writer(const char *path, const agon_log_summary *sum,
+                               bool writer_gone, const char *once_over, agon_error *err)
+{
+    if (strcmp(sum->status, "running") != 0 || sum->pid <= 0)
+        return 0;
+    char here[256] = "";
+    gethostname(here, sizeof here - 1);
+    if (strcmp(sum->host, here) != 0)
+        return writer_gone ? 0
+                           : agon_error_set(err, AGON_EUSAGE,
+                                            "%s: written by pid %lld on host %s, which cannot "
+                                            "be checked from here; once that run is over, %s",
+                                            path, (long long)sum->pid, sum->host, once_over);
+    if (sum->pid <= INT32_MAX && (kill((pid_t)sum->pid, 0) == 0 || errno == EPERM))
+        return agon_error_set(err, AGON_EUSAGE,
+                              "%s: still being written by pid %lld; stop that run first "
+                              "(Ctrl-C finishes its log as interrupted) or wait for it",
+                              path, (long long)sum->pid);
+    return 0;
+}
+
+/* The log at `path`, if it reads as one, must have no live writer. */
 static int check_no_live_writer(const char *path, bool writer_gone, agon_error *err)
 {
     agon_log_summary sum;
     agon_error ignored = {0};
     if (agon_log_summarize(path, &sum, &ignored) != 0)
         return 0;
+    int rc = agon__check_no_live_writer(path, &sum, writer_gone,
+                                        "add --writer-gone to replace it", err);
     free(sum.config);
-    if (strcmp(sum.status, "running") != 0 || sum.pid <= 0 || writer_gone)
-        return 0;
-    char here[256] = "";
-    gethostname(here, sizeof here - 1);
-    if (strcmp(sum.host, here) != 0)
-        return agon_error_set(err, AGON_EUSAGE,
-                              "%s: written by pid %lld on host %s, which cannot be checked from "
-                              "here; once that run is over, add --writer-gone to replace it",
-                              path, (long long)sum.pid, sum.host);
-    if (sum.pid <= INT32_MAX && (kill((pid_t)sum.pid, 0) == 0 || errno == EPERM))
-        return agon_error_set(err, AGON_EUSAGE,
-                              "%s: still being written by pid %lld; stop that run first "
-                              "(Ctrl-C finishes its log as interrupted) or wait for it",
-                              path, (long long)sum.pid);
-    return 0;
+    return rc;
 }
 
 /* The refusal of an existing, non-empty file at `path` as an output, or

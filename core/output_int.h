@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "agon/error.h"
+#include "agon/log.h"
 
 typedef struct agon__output_rules {
     bool overwrite;             /* --overwrite: an existing output may be replaced */
@@ -19,6 +20,14 @@ typedef struct agon__output_rules {
     bool live_writer_check;
     bool writer_gone;           /* --writer-gone: the writer on another host is over */
 } agon__output_rules;
+
+/* Refuses (AGON_EUSAGE, in err) a log whose summary says a writer may
+ * still be at it: status "running" and its pid alive on this host, or
+ * written on another host, which cannot be checked, unless writer_gone.
+ * `once_over` ends the refusal for the other host ("resume with
+ * --force").  Shared by --resume and --overwrite. */
+int agon__check_no_live_writer(const char *path, const agon_log_summary *sum,
+                               bool writer_gone, const char *once_over, agon_error *err);
 
 /* Whether `path` may become an output under `rules`: a missing path may;
  * an existing one only with overwrite, and only when it is an HDF5 file

@@ -1957,8 +1957,6 @@ static int resume_check(const agon_experiment *exp, const char *path,
     int rc = agon_log_summarize(path, &sum, err);
     if (rc != 0)
         return rc;
-    char here[256] = "";
-    gethostname(here, sizeof here - 1);
     note->n_resumes = sum.n_resumes;
     bool config_differs = strcmp(sum.config, exp->yaml) != 0;
     char keys[1024] = "";
@@ -1991,19 +1989,9 @@ static int resume_check(const agon_experiment *exp, const char *path,
                             "resume; to train it further, raise train.steps with --set and "
                             "add --force",
                             path, (long long)sum.steps_done);
-    } else if (strcmp(sum.status, "running") == 0 && sum.pid > 0) {
-        bool same_host = strcmp(sum.host, here) == 0;
-        if (same_host && sum.pid <= INT32_MAX &&
-            (kill((pid_t)sum.pid, 0) == 0 || errno == EPERM))
-            rc = agon_error_set(err, AGON_EUSAGE,
-                                "%s: still being written by pid %lld; stop that run first "
-                                "(Ctrl-C finishes its log as interrupted) or wait for it",
-                                path, (long long)sum.pid);
-        else if (!same_host && !opts->force && !opts->writer_gone)
-            rc = agon_error_set(err, AGON_EUSAGE,
-                                "%s: written by pid %lld on host %s, which cannot be checked "
-                                "from here; once that run is over, resume with --force",
-                                path, (long long)sum.pid, sum.host);
+    } else {
+        rc = agon__check_no_live_writer(path, &sum, opts->force || opts->writer_gone,
+                                        "resume with --force", err);
     }
     if (rc == 0)
         rc = resume_check_provenance(exp, path, &sum, opts->force, note, err);
